@@ -1,0 +1,34 @@
+"""Errors raised by rs_embed.
+
+One base class so callers can catch everything the toolkit raises on purpose, and
+one subclass per layer so a message says where things went wrong.
+"""
+
+from __future__ import annotations
+
+
+class RsEmbedError(Exception):
+    """Base class of every error rs_embed raises deliberately."""
+
+
+class SpecError(RsEmbedError, ValueError):
+    """A spec (spatial, temporal, sensor, output, ...) or an argument is invalid."""
+
+
+class ModelError(RsEmbedError):
+    """A model name, model option, checkpoint or model input is unusable."""
+
+
+class ProviderError(RsEmbedError):
+    """Imagery could not be fetched.
+
+    ``transient`` tells the retry logic whether trying again can help (a timeout or a
+    rate limit) or not (nothing covers the ROI, a bad band name).
+    """
+
+    def __init__(self, message: str, *, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
+
+
+__all__ = ["RsEmbedError", "SpecError", "ModelError", "ProviderError"]

@@ -1,0 +1,111 @@
+"""From an ROI to the pixel grid every provider samples on.
+
+All providers (local rasters, Earth Engine, ...) sample the same grid for the same
+ROI and scale: the ROI's local UTM zone, north-up, origin snapped to the ``scale_m``
+lattice. So a 1000 m ``PointBuffer`` at 10 m is always 200 x 200 pixels covering
+2 km x 2 km on the ground, whatever the latitude or the backend.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+from typing import Tuple
+
+from .errors import SpecError
+from .specs import BBox, PointBuffer, SpatialSpec
+
+_local = threading.local()
+
+
+def utm_epsg(lon: float, lat: float) -> int:
+    """EPSG code of the WGS84 UTM zone containing (lon, lat).
+
+    Standard 6-degree zones (the Norway/Svalbard exceptions are ignored on purpose:
+    any zone is metric, and the plain rule is what Earth Engine users expect).
+    UPS polar areas (|lat| > 84) are not supported.
+    """
+    if abs(lat) > 84.0:
+        raise SpecError(f"latitude {lat!r} is outside the UTM zones (|lat| <= 84); polar ROIs are not supported")
+    zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
+    return (32600 if lat >= 0 else 32700) + zone
+
+
+def transformer(src: str, dst: str):
+    """A cached ``pyproj.Transformer`` (always_xy) private to the calling thread."""
+    cache = getattr(_local, "transformers", None)
+    if cache is None:
+        cache = _local.transformers = {}
+    key = (src, dst)
+    t = cache.get(key)
+    if t is None:
+        from pyproj import Transformer
+
+        t = cache[key] = Transformer.from_crs(src, dst, always_xy=True)
+    return t
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A north-up pixel grid: ``transform`` is the affine (a, b, c, d, e, f) of rasterio."""
+
+    crs: str
+    transform: Tuple[float, float, float, float, float, float]
+    width: int
+    height: int
+
+    @property
+    def scale_m(self) -> float:
+        return self.transform[0]
+
+    @property
+    def bounds(self) -> Tuple[float, float, float, float]:
+        """(left, bottom, right, top) in grid CRS units."""
+        a, _, c, _, e, f = self.transform
+        return (c, f + e * self.height, c + a * self.width, f)
+
+    def lonlat_bounds(self) -> Tuple[float, float, float, float]:
+        """(minlon, minlat, maxlon, maxlat) of the grid, densified along the edges."""
+        left, bottom, right, top = self.bounds
+        return transformer(self.crs, "EPSG:4326").transform_bounds(left, bottom, right, top, densify_pts=21)
+
+    def affine(self):
+        from affine import Affine
+
+        return Affine(*self.transform)
+
+    def to_dict(self) -> dict:
+        return {"crs": self.crs, "transform": list(self.transform),
+                "width": self.width, "height": self.height}
+
+
+def roi_grid(spatial: SpatialSpec, scale_m: float) -> Grid:
+    """The grid a provider samples for ``spatial`` at ``scale_m`` metres per pixel."""
+    if not (isinstance(scale_m, (int, float)) and math.isfinite(scale_m) and scale_m > 0):
+        raise SpecError(f"scale_m must be a positive number of metres, got {scale_m!r}")
+    s = float(scale_m)
+    lon, lat = spatial.center
+    epsg = utm_epsg(lon, lat)
+    crs = f"EPSG:{epsg}"
+    fwd = transformer("EPSG:4326", crs)
+    if isinstance(spatial, PointBuffer):
+        cx, cy = fwd.transform(lon, lat)
+        n = max(1, int(round(2.0 * spatial.buffer_m / s)))
+        x0 = round((cx - spatial.buffer_m) / s) * s
+        y1 = round((cy + spatial.buffer_m) / s) * s
+        return Grid(crs, (s, 0.0, x0, 0.0, -s, y1), n, n)
+    if isinstance(spatial, BBox):
+        xmin, ymin, xmax, ymax = fwd.transform_bounds(
+            spatial.minlon, spatial.minlat, spatial.maxlon, spatial.maxlat, densify_pts=21)
+        x0 = math.floor(xmin / s) * s
+        y0 = math.floor(ymin / s) * s
+        x1 = math.ceil(xmax / s) * s
+        y1 = math.ceil(ymax / s) * s
+        w = max(1, int(round((x1 - x0) / s)))
+        h = max(1, int(round((y1 - y0) / s)))
+        return Grid(crs, (s, 0.0, x0, 0.0, -s, y1), w, h)
+    raise SpecError(f"spatial must be a PointBuffer or BBox, got {type(spatial).__name__}")
+
+
+__all__ = ["Grid", "roi_grid", "utm_epsg", "transformer"]

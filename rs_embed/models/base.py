@@ -1,0 +1,140 @@
+"""The embedder interface: one prefetched CHW patch in, one embedding out.
+
+An embedder knows its input contract (``describe()``) and how to turn pixels into
+vectors; it knows nothing about where pixels come from. The engine fetches the
+bands the embedder declares and hands them over as ``input_chw``.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Dict, List, Optional, Sequence
+
+import numpy as np
+
+from ..errors import ModelError
+from ..specs import OutputSpec, SensorSpec
+
+
+@dataclass
+class EmbedResult:
+    """What an embedder returns for one patch: ``data`` float32 and model-side ``meta``."""
+
+    data: np.ndarray
+    meta: Dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → ``cuda`` when a GPU is visible (and torch installed), else ``cpu``."""
+    if device not in ("auto", "cpu", "cuda", "mps") and not str(device).startswith("cuda:"):
+        raise ModelError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}")
+    if device != "auto":
+        if str(device).startswith("cuda"):
+            try:
+                import torch
+            except ImportError:
+                raise ModelError(f"device={device!r} needs torch with CUDA; torch is not installed") from None
+            if not torch.cuda.is_available():
+                raise ModelError(f"device={device!r} was asked for but torch sees no CUDA GPU")
+        return device
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class Embedder(ABC):
+    """Base class of every model family.
+
+    Subclasses set ``name``, implement :meth:`describe` (static, cheap, no weights)
+    and :meth:`embed`; they override :meth:`embed_batch` when they can do better
+    than a loop (``has_batch = True``).
+    """
+
+    name: ClassVar[str] = ""
+    has_batch: ClassVar[bool] = False
+    _describe_cache: ClassVar[Optional[dict]] = None
+
+    def __init__(self, *, device: str = "auto", **model_config: Any):
+        self.device = resolve_device(device)
+        self.config = self.validate_config(model_config)
+        self._lock = threading.RLock()
+
+    # -- static capabilities -------------------------------------------------
+    @classmethod
+    @abstractmethod
+    def _describe(cls) -> dict:
+        """Build the capability dict (see ``reference/api_specs.md``)."""
+
+    @classmethod
+    def describe(cls) -> dict:
+        """A copy of the cached capability dict; never loads weights."""
+        if cls.__dict__.get("_describe_cache") is None:
+            cls._describe_cache = cls._describe()
+        return copy.deepcopy(cls._describe_cache)
+
+    @classmethod
+    def validate_config(cls, model_config: Dict[str, Any]) -> Dict[str, Any]:
+        """Check ``**model_kwargs`` against ``describe()["model_config"]``; fill defaults."""
+        schema = cls.describe().get("model_config", {})
+        unknown = sorted(set(model_config) - set(schema))
+        if unknown:
+            raise ModelError(
+                f"model {cls.name!r} got unknown option(s) {unknown}; it accepts {sorted(schema) or 'none'}")
+        out = {}
+        for key, spec in schema.items():
+            value = model_config.get(key, spec.get("default"))
+            choices = spec.get("choices")
+            if choices is not None and value not in choices:
+                raise ModelError(f"model {cls.name!r} option {key}={value!r} is not one of {choices}")
+            typ = spec.get("type")
+            if typ == "int" and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+                raise ModelError(f"model {cls.name!r} option {key} must be an integer, got {value!r}")
+            if typ == "int" and "min" in spec and value < spec["min"]:
+                raise ModelError(f"model {cls.name!r} option {key} must be >= {spec['min']}, got {value!r}")
+            out[key] = value
+        return out
+
+    def default_sensor(self) -> Optional[SensorSpec]:
+        """The sensor this model reads when the caller gives none."""
+        inputs = self.describe().get("inputs") or {}
+        defaults = self.describe().get("defaults") or {}
+        if not inputs.get("collection"):
+            return None
+        return SensorSpec(
+            collection=inputs["collection"], bands=tuple(inputs["bands"]),
+            scale_m=defaults.get("scale_m", 10), cloudy_pct=defaults.get("cloudy_pct", 30),
+            composite=defaults.get("composite", "median"), fill_value=defaults.get("fill_value", 0.0))
+
+    @property
+    def image_size(self) -> Optional[int]:
+        """Fixed square input size in pixels, or None when any size is accepted."""
+        return (self.describe().get("defaults") or {}).get("image_size")
+
+    # -- inference -------------------------------------------------------------
+    @abstractmethod
+    def embed(self, input_chw: np.ndarray, *, sensor: SensorSpec, output: OutputSpec) -> EmbedResult:
+        """Embed one float32 ``(C, H, W)`` patch whose bands follow ``sensor.bands``."""
+
+    def embed_batch(self, inputs: Sequence[np.ndarray], *, sensor: SensorSpec,
+                    output: OutputSpec) -> List[EmbedResult]:
+        """Embed several patches; the default is a loop, subclasses batch for speed."""
+        return [self.embed(x, sensor=sensor, output=output) for x in inputs]
+
+    def check_input(self, input_chw: np.ndarray, sensor: SensorSpec) -> np.ndarray:
+        """Common shape/dtype checks; returns float32 CHW."""
+        arr = np.asarray(input_chw)
+        if arr.ndim != 3:
+            raise ModelError(f"model {self.name!r} expects input_chw of shape (C, H, W), got {arr.shape}")
+        if arr.shape[0] != len(sensor.bands):
+            raise ModelError(
+                f"model {self.name!r} got {arr.shape[0]} channels but the sensor lists "
+                f"{len(sensor.bands)} bands {list(sensor.bands)}")
+        return arr.astype(np.float32, copy=False)
+
+
+__all__ = ["Embedder", "EmbedResult", "resolve_device"]
