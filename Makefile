@@ -33,10 +33,10 @@ demo: $(VENV)/.stamp-core
 
 test: $(VENV)/.stamp-dev
 	$(BIN)/python -m pytest -q
-	$(BIN)/mkdocs build --strict --quiet --site-dir build/site
+	$(BIN)/mkdocs build --strict --quiet -f docs/mkdocs.yml --site-dir ../build/site
 
 docs: $(VENV)/.stamp-dev
-	$(BIN)/mkdocs build --strict --site-dir build/site
+	$(BIN)/mkdocs build --strict -f docs/mkdocs.yml --site-dir ../build/site
 
 bench: $(VENV)/.stamp-core
 	$(BIN)/python benchmarks/throughput.py
