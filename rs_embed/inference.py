@@ -1,0 +1,180 @@
+"""Turning fetched patches into embeddings: the one path every API goes through.
+
+``get_embedding``, ``get_embeddings_batch`` and ``export_batch`` all call these
+functions, so the same point gives the same embedding whichever way it is asked for
+(the public rs-embed shipped bugs where those paths disagreed).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, List, Optional, Sequence
+
+import numpy as np
+
+from . import input_prep as prep
+from .errors import ModelError
+from .models.base import EmbedResult, Embedder
+from .providers.base import Patch
+from .specs import (Embedding, FetchSpec, InputPrepSpec, OutputSpec, SensorSpec,
+                    TemporalSpec)
+
+log = logging.getLogger(__name__)
+
+_MODALITY_ALIASES = {
+    "sentinel-2": "s2", "sentinel2": "s2", "s2_l1c": "s2", "s2": "s2",
+    "sentinel-2-l2a": "s2_l2a", "s2_l2a": "s2_l2a", "s2l2a": "s2_l2a",
+    "sentinel-1": "s1", "sentinel1": "s1", "s1": "s1",
+    "landsat": "landsat", "landsat-8": "landsat", "landsat8": "landsat",
+}
+
+
+def normalize_modality(modality: Optional[str]) -> Optional[str]:
+    if modality is None:
+        return None
+    if not isinstance(modality, str):
+        raise ModelError(f"modality must be a string such as 's2' or 's1', got {modality!r}")
+    key = modality.strip().lower().replace(" ", "-")
+    return _MODALITY_ALIASES.get(key, key)
+
+
+def resolve_sensor(embedder: Embedder, *, sensor: Optional[SensorSpec] = None,
+                   fetch: Optional[FetchSpec] = None,
+                   modality: Optional[str] = None) -> Optional[SensorSpec]:
+    """The sensor a model will read: its default, replaced by ``sensor`` or adjusted by ``fetch``."""
+    if sensor is not None and fetch is not None:
+        raise ModelError(
+            "pass either sensor= (replace the model's input source) or fetch= (adjust its "
+            "default sensor), not both")
+    if sensor is not None and not isinstance(sensor, SensorSpec):
+        raise ModelError(f"sensor must be a SensorSpec, got {type(sensor).__name__}: {sensor!r}")
+    if fetch is not None and not isinstance(fetch, FetchSpec):
+        raise ModelError(f"fetch must be a FetchSpec, got {type(fetch).__name__}: {fetch!r}")
+    mod = normalize_modality(modality)
+    if mod is not None:
+        supported = [normalize_modality(m) for m in (embedder.describe().get("modalities") or [])]
+        if supported and mod not in supported:
+            raise ModelError(
+                f"model {embedder.name!r} does not support modality={modality!r}; supported: {supported}")
+    if sensor is not None:
+        return sensor
+    base = embedder.default_sensor()
+    if mod is not None and hasattr(embedder, "sensor_for_modality"):
+        base = embedder.sensor_for_modality(mod)
+    if base is None:
+        if fetch is not None:
+            raise ModelError(f"model {embedder.name!r} has no default sensor for fetch= to adjust")
+        return None
+    return fetch.apply(base) if fetch is not None else base
+
+
+def _embed_whole(embedder: Embedder, inputs: Sequence[np.ndarray], sensor: SensorSpec,
+                 output: OutputSpec, batch: bool) -> List[EmbedResult]:
+    if batch and embedder.has_batch and len(inputs) > 1:
+        try:
+            return embedder.embed_batch(list(inputs), sensor=sensor, output=output)
+        except ModelError:
+            raise
+        except Exception as exc:  # fall back to one at a time, e.g. ragged shapes or OOM
+            log.warning("batched inference of %s failed (%s: %s); falling back to per-item",
+                        embedder.name, type(exc).__name__, exc)
+    return [embedder.embed(x, sensor=sensor, output=output) for x in inputs]
+
+
+def _owned_areas(origins, tile: int, h: int, w: int) -> List[float]:
+    """Pixels each tile owns after midpoint cuts, the weights of a seamless pooled mean."""
+    ys = sorted({y for y, _ in origins})
+    xs = sorted({x for _, x in origins})
+    own_y = dict(zip(ys, prep.ownership(ys, tile, h)))
+    own_x = dict(zip(xs, prep.ownership(xs, tile, w)))
+    return [float((own_y[y][1] - own_y[y][0]) * (own_x[x][1] - own_x[x][0])) for y, x in origins]
+
+
+def _embed_tiled(embedder: Embedder, x: np.ndarray, sensor: SensorSpec, output: OutputSpec,
+                 tile: int, max_tiles: int, batch: bool) -> EmbedResult:
+    _, h, w = x.shape
+    origins = prep.plan_tiles(h, w, tile, max_tiles)
+    tiles = [x[:, y0:y0 + tile, x0:x0 + tile] for (y0, x0) in origins]
+    if output.mode == "grid":
+        res = _embed_whole(embedder, tiles, sensor, output, batch)
+        data = prep.stitch_grids([r.data for r in res], origins, tile, h, w)
+    else:
+        res = _embed_whole(embedder, tiles, sensor, output, batch)
+        data = prep.pool_tiles([r.data for r in res], _owned_areas(origins, tile, h, w))
+    meta = dict(res[0].meta)
+    meta.update(grid_hw=list(data.shape[1:]) if data.ndim == 3 else None,
+                tiles=len(origins), tile_size=tile)
+    return EmbedResult(np.asarray(data, dtype=np.float32), meta)
+
+
+def embed_inputs(embedder: Embedder, inputs: Sequence[np.ndarray], *, sensor: SensorSpec,
+                 output: OutputSpec, input_prep: Optional[InputPrepSpec],
+                 batch: bool = True) -> List[EmbedResult]:
+    """Embed prefetched CHW inputs under an input-preparation policy.
+
+    ``batch`` allows the embedder's batch path; it falls back to one at a time if the
+    batch fails. Tiling applies per input, so one large ROI may become several tiles.
+    """
+    spec = InputPrepSpec.coerce(input_prep) or InputPrepSpec.resize()
+    arrays = [embedder.check_input(x, sensor) for x in inputs]
+    out: List[Optional[EmbedResult]] = [None] * len(arrays)
+    whole_idx = []
+    for i, x in enumerate(arrays):
+        mode = prep.choose_mode(spec, x.shape[1], x.shape[2], embedder.image_size, output)
+        if mode == "tile":
+            tile = spec.tile_size or embedder.image_size
+            out[i] = _embed_tiled(embedder, x, sensor, output, tile, spec.max_tiles, batch)
+        else:
+            whole_idx.append(i)
+    if whole_idx:
+        res = _embed_whole(embedder, [arrays[i] for i in whole_idx], sensor, output, batch)
+        for i, r in zip(whole_idx, res):
+            out[i] = r
+    for i, r in enumerate(out):
+        r.data = np.asarray(r.data, dtype=np.float32)
+        if output.mode == "pooled" and r.data.ndim != 1:
+            raise ModelError(f"model {embedder.name!r} returned shape {r.data.shape} for pooled output")
+        if output.mode == "grid" and r.data.ndim != 3:
+            raise ModelError(f"model {embedder.name!r} returned shape {r.data.shape} for grid output")
+    return out  # type: ignore[return-value]
+
+
+def embedding_meta(*, model: str, embedder: Embedder, result: EmbedResult, backend: str,
+                   sensor: Optional[SensorSpec], temporal: Optional[TemporalSpec],
+                   output: OutputSpec, input_prep: Optional[InputPrepSpec],
+                   patch: Optional[Patch] = None) -> dict:
+    """The stable ``Embedding.meta`` fields, then whatever the model added."""
+    desc = embedder.describe()
+    spec = InputPrepSpec.coerce(input_prep) or InputPrepSpec.resize()
+    data = result.data
+    meta: dict = {
+        "model": model,
+        "type": desc.get("type", "on_the_fly"),
+        "backend": backend,
+        "source": sensor.collection if sensor is not None else desc.get("source"),
+        "sensor": sensor.to_dict() if sensor is not None else None,
+        "temporal": temporal.to_dict() if temporal is not None else None,
+        "image_size": result.meta.get("image_size", embedder.image_size),
+        "pooling": output.pooling if output.mode == "pooled" else None,
+        "output": output.to_dict(),
+        "grid_hw": list(data.shape[1:]) if data.ndim == 3 else None,
+        "cls_removed": bool(result.meta.get("cls_removed", False)),
+        "input_prep": spec.to_dict(),
+        "device": embedder.device,
+        "model_config": dict(embedder.config),
+    }
+    if patch is not None:
+        meta["input"] = patch.describe()
+    for k, v in result.meta.items():
+        if k not in ("grid_hw",):
+            meta.setdefault(k, v)
+    return meta
+
+
+def to_embedding(**kwargs: Any) -> Embedding:
+    result: EmbedResult = kwargs["result"]
+    return Embedding(data=result.data, meta=embedding_meta(**kwargs))
+
+
+__all__ = ["resolve_sensor", "embed_inputs", "embedding_meta", "to_embedding",
+           "normalize_modality"]
