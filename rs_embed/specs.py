@@ -208,6 +208,9 @@ class TemporalSpec:
     def __setattr__(self, name, value):
         raise dataclasses.FrozenInstanceError(f"cannot assign to field {name!r}")
 
+    def __reduce__(self):  # picklable although frozen (export workers, subprocesses)
+        return (TemporalSpec, (self.mode, self._year, self.start, self.end))
+
     @classmethod
     def _make_year(cls, year: int) -> "TemporalSpec":
         return cls("year", year=year)
