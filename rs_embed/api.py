@@ -66,6 +66,7 @@ class Model:
         output = check_output(output)
         prep = InputPrepSpec.coerce(input_prep)
         emb = self.embedder
+        temporal = emb.resolve_temporal(temporal)
         sensor_used = resolve_sensor(emb, sensor=sensor, fetch=fetch, modality=modality)
         if sensor_used is None:
             raise ModelError(f"model {self.name!r} declares no input sensor; pass sensor=SensorSpec(...)")

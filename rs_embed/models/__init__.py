@@ -19,6 +19,13 @@ from .base import EmbedResult, Embedder, resolve_device
 _BUILTIN: Dict[str, str] = {
     "rcf": "rs_embed.models.rcf:RCFEmbedder",
     "spectral": "rs_embed.models.spectral:SpectralEmbedder",
+    "gse": "rs_embed.models.gse:GSEEmbedder",
+    "remoteclip": "rs_embed.models.remoteclip:RemoteCLIPEmbedder",
+    "prithvi": "rs_embed.models.prithvi:PrithviEmbedder",
+    "ssl4eo": "rs_embed.models.ssl4eo:SSL4EOEmbedder",
+    "dofa": "rs_embed.models.dofa:DOFAEmbedder",
+    "scalemae": "rs_embed.models.scalemae:ScaleMAEEmbedder",
+    "satmae": "rs_embed.models.satmae:SatMAEEmbedder",
 }
 _registry: Dict[str, Union[str, Type[Embedder]]] = dict(_BUILTIN)
 _instances: Dict[Tuple, Embedder] = {}
@@ -98,5 +105,22 @@ def get_embedder(name: str, *, device: str = "auto", **model_config: Any) -> Emb
         return inst
 
 
+def model_status() -> list:
+    """Every registered model and whether it can run here: its libraries are installed and,
+    for pretrained models, which checkpoints are already on disk. Loads no weights and
+    imports no deep-learning library (it only looks for packages and files)."""
+    out = []
+    for name in list_models():
+        try:
+            cls = embedder_class(name)
+        except Exception as exc:  # a plug-in whose module does not import
+            out.append({"model": name, "ready": False, "error": f"{type(exc).__name__}: {exc}"})
+            continue
+        status = getattr(cls, "status", None)
+        out.append(status() if callable(status) else
+                   {"model": name, "ready": True, "extra_installed": True, "variants": {}})
+    return out
+
+
 __all__ = ["Embedder", "EmbedResult", "register_model", "list_models", "describe_model",
-           "embedder_class", "get_embedder", "normalize_name"]
+           "embedder_class", "get_embedder", "normalize_name", "model_status"]

@@ -110,6 +110,14 @@ class Embedder(ABC):
             scale_m=defaults.get("scale_m", 10), cloudy_pct=defaults.get("cloudy_pct", 30),
             composite=defaults.get("composite", "median"), fill_value=defaults.get("fill_value", 0.0))
 
+    def resolve_temporal(self, temporal):
+        """The window this model will actually read for ``temporal``.
+
+        Most models read what they are given; products with fixed periods (annual
+        embeddings) override this to snap, warn or refuse, before anything is fetched.
+        """
+        return temporal
+
     @property
     def image_size(self) -> Optional[int]:
         """Fixed square input size in pixels, or None when any size is accepted."""

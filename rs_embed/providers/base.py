@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar, Optional, Tuple
+from typing import ClassVar, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -47,6 +47,27 @@ class Provider(ABC):
     def fetch(self, spatial: SpatialSpec, temporal: Optional[TemporalSpec],
               sensor: SensorSpec) -> Patch:
         """Return the patch for one ROI; raise ``ProviderError`` when nothing covers it."""
+
+    def fetch_many(self, spatial: SpatialSpec, temporal: Optional[TemporalSpec],
+                   sensors: Sequence[SensorSpec], *,
+                   return_exceptions: bool = False) -> List[Union[Patch, Exception]]:
+        """Patches for several sensors over one ROI, in ``sensors`` order.
+
+        Optional. Callers with several models on one ROI should use it: a provider that
+        can serve sensors of one collection with a single request over the union of
+        their bands (``gee``) overrides it; the default fetches each sensor in turn.
+        With ``return_exceptions=True`` a sensor that fails gets its ``ProviderError``
+        in its slot instead of failing the others.
+        """
+        out: List[Union[Patch, Exception]] = []
+        for s in sensors:
+            try:
+                out.append(self.fetch(spatial, temporal, s))
+            except Exception as exc:
+                if not return_exceptions:
+                    raise
+                out.append(exc)
+        return out
 
     def coverage(self) -> str:
         """A one-line human description of what this provider can serve."""

@@ -1,0 +1,1 @@
+"""Tests of the Earth Engine backend and the gse product (offline)."""
