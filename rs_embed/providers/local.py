@@ -1,0 +1,823 @@
+"""The ``local`` provider: patches from rasters on disk, on the same grid as Earth Engine.
+
+By default it serves the embedded Sentinel-2 sample (:mod:`rs_embed.sample`); give it a
+folder of rasters or a static STAC catalog to serve your own imagery.
+
+A *catalog* is read once, when the provider is made, into a list of scenes (one date or
+date window, one collection, one file per band). Three ways to describe scenes, which
+may be mixed in one folder:
+
+``rs_embed.scene`` sidecar JSON (what the sample uses)
+    One JSON per scene, anywhere under the folder::
+
+        {"type": "rs_embed.scene", "id": "T18SVG_20230615",
+         "collection": "COPERNICUS/S2_SR_HARMONIZED",       # optional
+         "collection_aliases": ["COPERNICUS/S2_SR"],         # optional
+         "datetime": "2023-06-15T15:49:11Z",                 # or null ...
+         "date_window": {"start": "2023-06-01", "end": "2023-07-01"},  # ... and a window
+         "cloud_cover": 3.2, "nodata": 0, "value_scale": 1e-4,          # optional
+         "bands": {"B4": "T18SVG_20230615_B04.tif",
+                   "SCL": {"file": "scl.tif", "band_index": 1, "categorical": true}}}
+
+    File paths are relative to the JSON. A scene with ``datetime`` null and a
+    ``date_window`` is undated but known to lie in the window (half-open).
+
+Static STAC (catalog, collection, item or item collection JSON)
+    Links with ``rel`` ``child``/``item`` are followed on disk. An item's date is
+    ``properties.datetime`` (else ``start_datetime``/``end_datetime``), its collection the
+    item's ``collection`` (else the parent collection's id), cloud cover
+    ``eo:cloud_cover``. Every raster asset whose ``href`` is a local file becomes a band,
+    named by its single ``eo:bands``/``bands`` entry or else its key; for Sentinel-2
+    items the common names (``red``, ``nir08``, ...) become Earth Engine names (``B4``,
+    ``B8A``, ...). ``raster:bands`` nodata and scale are used when present.
+
+File names (rasters no JSON mentions)
+    ``<scene>_<band>.tif`` (also ``.tiff``, ``.jp2``), where ``<scene>`` holds a date
+    ``YYYYMMDD`` or ``YYYY-MM-DD`` (or the parent folder's name does), e.g.
+    ``S2_20230615_B4.tif`` or ESA's ``T18SVG_20230615T154911_B04_10m.jp2`` (a trailing
+    resolution token such as ``_10m`` is ignored). Files sharing ``<scene>`` form one
+    scene; without a date a scene is undated and used for every time window; without a
+    declared collection it serves whatever collection is asked for.
+
+Band names follow Earth Engine (``B1`` .. ``B12``, ``B8A``; ``B04`` is read as ``B4``).
+
+Values: the provider returns the stored values unchanged (no scaling), i.e. for
+Sentinel-2 the digital numbers (reflectance x 10000) that Earth Engine's
+``COPERNICUS/S2*`` collections serve, so local and ``gee`` patches agree and models see
+the numbers they were calibrated on. ``meta["value_scale"]`` says how to get reflectance
+when the catalog declares it.
+
+Sampling: every band is resampled onto :func:`rs_embed.geometry.roi_grid` (local UTM,
+north-up, snapped to ``scale_m``). Reflectance bands use bilinear interpolation (GDAL
+widens the kernel when the output is coarser than the source, so downsampling
+averages); categorical bands (``SCL``, ``QA*``, or declared categorical) use nearest
+neighbour. At the native resolution on an aligned UTM grid both give the stored pixels
+exactly. ``LocalProvider(resampling="nearest")`` samples every band like Earth Engine's
+default. Only a window around the ROI is read from each file, never a whole scene.
+
+Compositing over the scenes that intersect the ROI and overlap ``[start, end)``:
+``median`` (per band and pixel, over scenes with valid data) or ``mosaic`` (per band, the
+latest scene with valid data on top, as Earth Engine's ``mosaic()`` after sorting by
+time). A pixel is valid when every requested band is; other pixels get
+``sensor.fill_value`` in every band, counted in ``meta["nodata_fraction"]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+import threading
+import warnings
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..errors import ProviderError, SpecError
+from ..geometry import Grid, roi_grid, transformer
+from ..specs import SensorSpec, SpatialSpec, TemporalSpec, check_spatial, check_temporal
+from .base import Patch, Provider
+
+RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
+SCENE_TYPE = "rs_embed.scene"
+RESAMPLINGS = ("bilinear", "nearest")
+
+#: bands whose values are classes or bit flags: never interpolated
+CATEGORICAL_BANDS = frozenset({"SCL", "QA10", "QA20", "QA60", "QA_PIXEL", "QA_RADSAT",
+                               "QA_AEROSOL", "FMASK", "MASK", "CLOUD_MASK", "CLASSIFICATION"})
+
+#: STAC common names of Sentinel-2 bands -> Earth Engine band names
+S2_COMMON_NAMES = {"coastal": "B1", "blue": "B2", "green": "B3", "red": "B4",
+                   "rededge1": "B5", "rededge2": "B6", "rededge3": "B7", "nir": "B8",
+                   "nir08": "B8A", "nir09": "B9", "cirrus": "B10", "swir16": "B11",
+                   "swir22": "B12"}
+
+_DATE_RE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?:T\d{6})?(?!\d)")
+_RES_TOKEN = re.compile(r"^\d+m$", re.IGNORECASE)
+_BAND_NUM = re.compile(r"^B0*(\d{1,2})(A?)$", re.IGNORECASE)
+
+
+def canonical_band(name: str) -> str:
+    """Earth Engine spelling of a band name: ``b04`` -> ``B4``, ``b8a`` -> ``B8A``, ``scl`` -> ``SCL``."""
+    s = str(name).strip()
+    m = _BAND_NUM.match(s)
+    if m:
+        return f"B{int(m.group(1))}{m.group(2).upper()}"
+    return s.upper()
+
+
+def _parse_day(value: Any, where: str) -> Optional[date]:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip()[:10])
+        except ValueError:
+            pass
+    raise ProviderError(f"{where}: {value!r} is not an ISO date or datetime")
+
+
+# ------------------------------------------------------------------ catalog records
+
+
+@dataclass(frozen=True)
+class BandFile:
+    """One band of one scene: a file (and band index in it) plus what its header says."""
+
+    path: str
+    index: int
+    crs: str
+    transform: Tuple[float, float, float, float, float, float]
+    width: int
+    height: int
+    nodata: Optional[float]
+    categorical: bool = False
+
+    @property
+    def bounds(self) -> Tuple[float, float, float, float]:
+        """(left, bottom, right, top) of the raster in its CRS (north-up assumed)."""
+        xs, ys = [], []
+        a, b, c, d, e, f = self.transform
+        for col, row in ((0, 0), (self.width, 0), (0, self.height), (self.width, self.height)):
+            xs.append(a * col + b * row + c)
+            ys.append(d * col + e * row + f)
+        return (min(xs), min(ys), max(xs), max(ys))
+
+    @property
+    def resolution(self) -> float:
+        a, b, _, d, e, _ = self.transform
+        return min(math.hypot(a, d), math.hypot(b, e))
+
+
+@dataclass(frozen=True)
+class Scene:
+    """A set of co-registered band files from one acquisition (or one undated window)."""
+
+    id: str
+    bands: Mapping[str, BandFile]
+    collection: Optional[str] = None
+    aliases: Tuple[str, ...] = ()
+    datetime: Optional[str] = None
+    start: Optional[date] = None  # first day it may lie on
+    end: Optional[date] = None  # exclusive
+    cloud_cover: Optional[float] = None
+    value_scale: Optional[float] = None
+    source: str = ""
+    lonlat_bounds: Tuple[float, float, float, float] = field(default=(0.0, 0.0, 0.0, 0.0))
+
+    @property
+    def dated(self) -> bool:
+        return self.start is not None
+
+    def serves(self, collection: str, aliases: Mapping[str, Tuple[str, ...]]) -> bool:
+        """Whether a request for ``collection`` may use this scene."""
+        if self.collection is None:
+            return True
+        mine = {self.collection, *self.aliases}
+        return collection in mine or bool(mine.intersection(aliases.get(collection, ())))
+
+    def overlaps(self, start: Optional[date], end: Optional[date]) -> bool:
+        """Whether the scene can lie in ``[start, end)`` (None: no time filter)."""
+        if start is None or self.start is None:
+            return True
+        return self.start < end and start < self.end
+
+    def sort_key(self):
+        return (self.start or date.min, self.datetime or "", self.id)
+
+    def when(self) -> str:
+        if self.datetime:
+            return self.datetime
+        if self.start is None:
+            return "undated"
+        return f"[{self.start.isoformat()}, {self.end.isoformat()})"
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "collection": self.collection, "aliases": list(self.aliases),
+                "datetime": self.datetime,
+                "date_window": ({"start": self.start.isoformat(), "end": self.end.isoformat()}
+                                if self.start else None),
+                "cloud_cover": self.cloud_cover, "value_scale": self.value_scale,
+                "bands": {k: {"file": v.path, "band_index": v.index, "crs": v.crs,
+                              "resolution": v.resolution, "categorical": v.categorical}
+                          for k, v in self.bands.items()},
+                "lonlat_bounds": list(self.lonlat_bounds), "source": self.source}
+
+
+def _open_header(path: str, index: int, nodata: Any, categorical: bool, where: str) -> BandFile:
+    import rasterio
+
+    if not os.path.isfile(path):
+        raise ProviderError(f"{where}: band file {path!r} does not exist")
+    try:
+        with rasterio.open(path) as src:
+            if src.crs is None:
+                raise ProviderError(f"{where}: {path!r} has no CRS; georeference it first")
+            if not 1 <= index <= src.count:
+                raise ProviderError(f"{where}: {path!r} has {src.count} band(s), band_index {index} asked")
+            nd = src.nodatavals[index - 1] if nodata is None else nodata
+            return BandFile(path=path, index=index, crs=src.crs.to_string(),
+                            transform=tuple(src.transform)[:6], width=src.width,
+                            height=src.height, nodata=None if nd is None else float(nd),
+                            categorical=categorical)
+    except ProviderError:
+        raise
+    except Exception as exc:  # rasterio.errors.RasterioIOError and friends
+        raise ProviderError(f"{where}: cannot read {path!r}: {exc}") from exc
+
+
+def _lonlat_bounds(bands: Iterable[BandFile]) -> Tuple[float, float, float, float]:
+    boxes = []
+    for bf in bands:
+        t = transformer(bf.crs, "EPSG:4326")
+        boxes.append(t.transform_bounds(*bf.bounds, densify_pts=21))
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes),
+            max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def _make_scene(*, id: str, bands: Dict[str, BandFile], collection=None, aliases=(),
+                datetime_=None, window=None, cloud_cover=None, value_scale=None,
+                source: str = "") -> Scene:
+    where = f"scene {id!r} ({source})"
+    start = end = None
+    if datetime_:
+        start = _parse_day(datetime_, f"{where} datetime")
+        end = start + timedelta(days=1)
+    elif window:
+        start = _parse_day(window[0], f"{where} date window start")
+        end = _parse_day(window[1], f"{where} date window end")
+        if start is None or end is None or not start < end:
+            raise ProviderError(f"{where}: date window must be start < end, got {window!r}")
+    if collection is not None and not isinstance(collection, str):
+        raise ProviderError(f"{where}: collection must be a string, got {collection!r}")
+    return Scene(id=id, bands=dict(bands), collection=collection or None,
+                 aliases=tuple(aliases or ()), datetime=datetime_ or None, start=start, end=end,
+                 cloud_cover=None if cloud_cover is None else float(cloud_cover),
+                 value_scale=None if value_scale is None else float(value_scale),
+                 source=source, lonlat_bounds=_lonlat_bounds(bands.values()))
+
+
+# ---------------------------------------------------------------- catalog readers
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ProviderError(f"cannot read catalog JSON {str(path)!r}: {exc}") from exc
+
+
+def _is_stac(doc: Any) -> bool:
+    return isinstance(doc, dict) and doc.get("type") in ("Feature", "FeatureCollection",
+                                                         "Catalog", "Collection") \
+        and ("stac_version" in doc or doc.get("type") == "FeatureCollection")
+
+
+def _scene_from_sidecar(doc: dict, path: Path) -> Scene:
+    where = f"scene file {str(path)!r}"
+    bands_doc = doc.get("bands")
+    if not isinstance(bands_doc, dict) or not bands_doc:
+        raise ProviderError(f"{where}: 'bands' must map band names to files")
+    default_nodata = doc.get("nodata")
+    bands: Dict[str, BandFile] = {}
+    for name, spec in bands_doc.items():
+        if isinstance(spec, str):
+            spec = {"file": spec}
+        if not isinstance(spec, dict) or not isinstance(spec.get("file"), str):
+            raise ProviderError(f"{where}: band {name!r} needs a 'file', got {spec!r}")
+        band = canonical_band(name)
+        file = str((path.parent / spec["file"]).resolve())
+        nodata = spec.get("nodata", default_nodata)
+        categorical = bool(spec.get("categorical", band in CATEGORICAL_BANDS))
+        bands[band] = _open_header(file, int(spec.get("band_index", 1)), nodata, categorical,
+                                   f"{where} band {name!r}")
+    window = doc.get("date_window")
+    if isinstance(window, dict):
+        window = (window.get("start"), window.get("end"))
+    return _make_scene(id=str(doc.get("id") or path.stem), bands=bands,
+                       collection=doc.get("collection"), aliases=doc.get("collection_aliases", ()),
+                       datetime_=doc.get("datetime"), window=window,
+                       cloud_cover=doc.get("cloud_cover"), value_scale=doc.get("value_scale"),
+                       source=str(path))
+
+
+def _local_href(href: str, base: Path) -> Optional[Path]:
+    if href.startswith("file://"):
+        href = href[len("file://"):]
+    elif re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", href):
+        return None  # remote asset: not this provider's job
+    p = Path(href)
+    return (p if p.is_absolute() else base / p).resolve()
+
+
+def _is_sentinel2(item: dict, collection: Optional[str]) -> bool:
+    text = " ".join(str(x) for x in (collection, item.get("properties", {}).get("platform"),
+                                     item.get("properties", {}).get("constellation"))).lower()
+    return "sentinel-2" in text or "sentinel2" in text or "s2" in text
+
+
+def _asset_is_raster(asset: dict, path: Path) -> bool:
+    roles = set(asset.get("roles") or ())
+    if roles & {"thumbnail", "overview", "metadata", "visual"} and "data" not in roles:
+        return False
+    media = str(asset.get("type") or "").lower()
+    if media:
+        return "tiff" in media or "jp2" in media
+    return path.suffix.lower() in RASTER_SUFFIXES
+
+
+def _scenes_from_stac_item(item: dict, path: Path, collection: Optional[str],
+                           skipped: List[str]) -> Optional[Scene]:
+    props = item.get("properties") or {}
+    coll = item.get("collection") or collection
+    s2 = _is_sentinel2(item, coll)
+    bands: Dict[str, BandFile] = {}
+    scales = set()
+    for key, asset in (item.get("assets") or {}).items():
+        href = asset.get("href") if isinstance(asset, dict) else None
+        if not isinstance(href, str):
+            continue
+        local = _local_href(href, path.parent)
+        if local is None:
+            skipped.append(href)
+            continue
+        if not _asset_is_raster(asset, local):
+            continue
+        meta_bands = asset.get("eo:bands") or asset.get("bands") or []
+        name = key
+        if len(meta_bands) == 1 and isinstance(meta_bands[0], dict) and meta_bands[0].get("name"):
+            name = meta_bands[0]["name"]
+        if s2 and str(name).lower() in S2_COMMON_NAMES:
+            name = S2_COMMON_NAMES[str(name).lower()]
+        band = canonical_band(name)
+        raster = (asset.get("raster:bands") or [{}])[0] if asset.get("raster:bands") else {}
+        nodata = asset.get("nodata", raster.get("nodata"))
+        if raster.get("scale") is not None:
+            scales.add(float(raster["scale"]))
+        categorical = band in CATEGORICAL_BANDS or bool(asset.get("classification:classes")) \
+            or bool(asset.get("classification:bitfields"))
+        bands[band] = _open_header(str(local), 1, nodata, categorical,
+                                   f"STAC item {item.get('id')!r} asset {key!r}")
+    if not bands:
+        return None
+    window = None
+    if not props.get("datetime") and props.get("start_datetime") and props.get("end_datetime"):
+        end = _parse_day(props["end_datetime"], f"STAC item {item.get('id')!r} end_datetime")
+        window = (props["start_datetime"], (end + timedelta(days=1)).isoformat())
+    return _make_scene(id=str(item.get("id") or path.stem), bands=bands, collection=coll,
+                       datetime_=props.get("datetime"), window=window,
+                       cloud_cover=props.get("eo:cloud_cover"),
+                       value_scale=scales.pop() if len(scales) == 1 else None, source=str(path))
+
+
+def _walk_stac(doc: dict, path: Path, collection: Optional[str], seen: set,
+               scenes: List[Scene], skipped: List[str]) -> None:
+    kind = doc.get("type")
+    if kind == "Feature":
+        scene = _scenes_from_stac_item(doc, path, collection, skipped)
+        if scene is not None:
+            scenes.append(scene)
+        return
+    if kind == "FeatureCollection":
+        for feat in doc.get("features") or ():
+            if isinstance(feat, dict):
+                _walk_stac(feat, path, collection, seen, scenes, skipped)
+        return
+    if kind == "Collection":
+        collection = doc.get("id") or collection
+    for link in doc.get("links") or ():
+        if not isinstance(link, dict) or link.get("rel") not in ("child", "item"):
+            continue
+        target = _local_href(str(link.get("href", "")), path.parent)
+        if target is None:
+            skipped.append(str(link.get("href")))
+            continue
+        if target in seen:
+            continue
+        seen.add(target)
+        if not target.is_file():
+            raise ProviderError(f"STAC {str(path)!r} links to {str(target)!r}, which does not exist")
+        _walk_stac(_read_json(target), target, collection, seen, scenes, skipped)
+
+
+def _scenes_from_names(files: Sequence[Path]) -> List[Scene]:
+    groups: Dict[Tuple[str, str], Dict[str, Path]] = {}
+    for f in files:
+        tokens = f.stem.split("_")
+        while len(tokens) > 1 and _RES_TOKEN.match(tokens[-1]):
+            tokens.pop()
+        band = canonical_band(tokens[-1])
+        prefix = "_".join(tokens[:-1])
+        key = (str(f.parent), prefix)
+        if band in groups.setdefault(key, {}):
+            raise ProviderError(f"two files for band {band} of scene {prefix or f.parent.name!r}: "
+                                f"{str(groups[key][band])!r} and {str(f)!r}; "
+                                "describe the scene in a sidecar JSON")
+        groups[key][band] = f
+    scenes = []
+    for (folder, prefix), files_by_band in sorted(groups.items()):
+        m = _DATE_RE.search(prefix) or _DATE_RE.search(Path(folder).name)
+        day = None
+        if m:
+            try:
+                day = date(int(m.group(1)), int(m.group(2)), int(m.group(3))).isoformat()
+            except ValueError:
+                day = None
+        sid = prefix or Path(folder).name
+        bands = {b: _open_header(str(p.resolve()), 1, None, b in CATEGORICAL_BANDS, f"file {str(p)!r}")
+                 for b, p in sorted(files_by_band.items())}
+        scenes.append(_make_scene(id=sid, bands=bands, datetime_=day, source=folder))
+    return scenes
+
+
+def read_catalog(catalog: Union[str, os.PathLike]) -> Tuple[List[Scene], List[str]]:
+    """Scenes described by ``catalog`` (a folder or a JSON file) and remote hrefs skipped."""
+    path = Path(catalog).expanduser()
+    scenes: List[Scene] = []
+    skipped: List[str] = []
+    if path.is_file():
+        if path.suffix.lower() in RASTER_SUFFIXES:
+            return _scenes_from_names([path]), skipped
+        doc = _read_json(path)
+        if isinstance(doc, dict) and doc.get("type") == SCENE_TYPE:
+            return [_scene_from_sidecar(doc, path)], skipped
+        if _is_stac(doc):
+            _walk_stac(doc, path, None, {path.resolve()}, scenes, skipped)
+            return scenes, skipped
+        raise ProviderError(f"catalog {str(path)!r} is neither an rs_embed.scene JSON nor STAC")
+    if not path.is_dir():
+        raise SpecError(f"catalog must be a folder, a scene/STAC JSON or a raster file; "
+                        f"{str(path)!r} does not exist")
+    used: set = set()
+    seen_json: set = set()
+    for jf in sorted(path.rglob("*.json")):
+        if jf.resolve() in seen_json:
+            continue
+        try:
+            doc = json.loads(jf.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # not every JSON in a folder is ours
+        if isinstance(doc, dict) and doc.get("type") == SCENE_TYPE:
+            found = [_scene_from_sidecar(doc, jf)]
+        elif _is_stac(doc):
+            found = []
+            seen_json.add(jf.resolve())
+            _walk_stac(doc, jf, None, seen_json, found, skipped)
+        else:
+            continue
+        for sc in found:
+            used.update(bf.path for bf in sc.bands.values())
+        scenes.extend(found)
+    loose = [f for f in sorted(path.rglob("*"))
+             if f.suffix.lower() in RASTER_SUFFIXES and f.is_file()
+             and str(f.resolve()) not in used and not f.name.startswith(".")]
+    scenes.extend(_scenes_from_names(loose))
+    ids: Dict[str, int] = {}
+    unique = []
+    for sc in scenes:  # ids must be unique for meta["scenes"] to mean something
+        n = ids[sc.id] = ids.get(sc.id, 0) + 1
+        if n > 1:
+            sc = dataclasses.replace(sc, id=f"{sc.id}#{n}")
+        unique.append(sc)
+    return unique, skipped
+
+
+# ------------------------------------------------------------------------ provider
+
+
+class LocalProvider(Provider):
+    """Imagery from local rasters (default: the embedded Sentinel-2 sample).
+
+    ``catalog``: a folder, an ``rs_embed.scene`` or STAC JSON file, a raster, or a list of
+    these (None: the embedded sample). ``resampling``: ``"bilinear"`` (default, for
+    reflectance; categorical bands always use nearest) or ``"nearest"`` for every band.
+    ``aliases``: extra collection ids a request may be served from, e.g.
+    ``{"COPERNICUS/S2_SR_HARMONIZED": ["sentinel-2-l2a"]}``.
+
+    Thread-safe: the catalog is read-only after construction and every fetch opens its
+    own file handles inside its own ``rasterio.Env``.
+    """
+
+    name = "local"
+
+    def __init__(self, catalog: Union[None, str, os.PathLike, Sequence[Union[str, os.PathLike]]] = None,
+                 *, resampling: str = "bilinear",
+                 aliases: Optional[Mapping[str, Union[str, Sequence[str]]]] = None):
+        if resampling not in RESAMPLINGS:
+            raise SpecError(f"resampling must be one of {RESAMPLINGS}, got {resampling!r}")
+        self.resampling = resampling
+        self.aliases: Dict[str, Tuple[str, ...]] = {}
+        for k, v in (aliases or {}).items():
+            self.aliases[str(k)] = (v,) if isinstance(v, str) else tuple(v)
+        if catalog is None:
+            from .. import sample
+
+            sources = [sample.SCENE_JSON]
+            self.catalog_name = "the embedded Sentinel-2 sample"
+        else:
+            sources = [catalog] if isinstance(catalog, (str, os.PathLike)) else list(catalog)
+            if not sources or not all(isinstance(s, (str, os.PathLike)) for s in sources):
+                raise SpecError(f"catalog must be a path or a list of paths, got {catalog!r}")
+            self.catalog_name = ", ".join(repr(str(s)) for s in sources)
+        scenes: List[Scene] = []
+        self.skipped_remote: List[str] = []
+        for src in sources:
+            found, skipped = read_catalog(src)
+            scenes.extend(found)
+            self.skipped_remote.extend(skipped)
+        if not scenes:
+            extra = (f" ({len(self.skipped_remote)} remote asset(s) skipped: this provider "
+                     "reads local files only)") if self.skipped_remote else ""
+            raise ProviderError(f"the local catalog {self.catalog_name} holds no readable scenes{extra}")
+        self._scenes: Tuple[Scene, ...] = tuple(sorted(scenes, key=Scene.sort_key))
+
+    # -- what the catalog holds ----------------------------------------------------
+    @property
+    def scenes(self) -> Tuple[Scene, ...]:
+        return self._scenes
+
+    def _span(self, scenes: Sequence[Scene]) -> str:
+        lon0 = min(s.lonlat_bounds[0] for s in scenes)
+        lat0 = min(s.lonlat_bounds[1] for s in scenes)
+        lon1 = max(s.lonlat_bounds[2] for s in scenes)
+        lat1 = max(s.lonlat_bounds[3] for s in scenes)
+        dated = [s for s in scenes if s.dated]
+        when = "undated"
+        if dated:
+            when = (f"dates [{min(s.start for s in dated).isoformat()}, "
+                    f"{max(s.end for s in dated).isoformat()})")
+            if len(dated) < len(scenes):
+                when += f" plus {len(scenes) - len(dated)} undated"
+        return (f"lon {lon0:.4f}..{lon1:.4f}, lat {lat0:.4f}..{lat1:.4f}, {when}")
+
+    def coverage(self) -> str:
+        """One line: collections, lon/lat extent and date span of the catalog."""
+        colls = sorted({s.collection or "undeclared collection" for s in self._scenes})
+        return (f"local catalog {self.catalog_name}: {len(self._scenes)} scene(s) of "
+                f"{', '.join(colls)}; {self._span(self._scenes)}")
+
+    def bands(self, collection: Optional[str] = None) -> List[str]:
+        """Band names available (for ``collection`` if given)."""
+        out = set()
+        for s in self._scenes:
+            if collection is None or s.serves(collection, self.aliases):
+                out.update(s.bands)
+        return _sorted_bands(out)
+
+    # -- selection -----------------------------------------------------------------
+    def _check(self, spatial, temporal, sensor):
+        spatial = check_spatial(spatial)
+        temporal = check_temporal(temporal)
+        if not isinstance(sensor, SensorSpec):
+            raise SpecError(f"sensor must be a SensorSpec, got {type(sensor).__name__}: {sensor!r}")
+        return spatial, temporal, sensor
+
+    def select(self, spatial: SpatialSpec, temporal: Optional[TemporalSpec],
+               sensor: SensorSpec) -> Tuple[List[Scene], Grid]:
+        """The scenes a fetch composites (time-ordered) and the grid it samples."""
+        spatial, temporal, sensor = self._check(spatial, temporal, sensor)
+        grid = roi_grid(spatial, sensor.scale_m)
+        want = [canonical_band(b) for b in sensor.bands]
+        in_coll = [s for s in self._scenes if s.serves(sensor.collection, self.aliases)]
+        if not in_coll:
+            colls = sorted({c for s in self._scenes for c in (s.collection, *s.aliases) if c})
+            raise ProviderError(
+                f"the local catalog has no {sensor.collection!r} scenes; it holds "
+                f"{', '.join(colls)}. Ask for one of these in SensorSpec.collection "
+                f"(or declare aliases: LocalProvider(..., aliases={{{sensor.collection!r}: "
+                f"[...]}})); coverage: {self.coverage()}", transient=False)
+        with_bands = [s for s in in_coll if all(b in s.bands for b in want)]
+        if not with_bands:
+            have = _sorted_bands({b for s in in_coll for b in s.bands})
+            missing = [b for b, c in zip(sensor.bands, want) if not any(c in s.bands for s in in_coll)]
+            missing = missing or [b for b, c in zip(sensor.bands, want)
+                                  if not all(c in s.bands for s in in_coll)]
+            raise ProviderError(
+                f"band(s) {', '.join(map(repr, missing))} not in the local catalog's "
+                f"{sensor.collection} scenes; available bands: {', '.join(have)}", transient=False)
+        start = temporal.start_date if temporal else None
+        end = temporal.end_date if temporal else None
+        in_time = [s for s in with_bands if s.overlaps(start, end)]
+        clear = [s for s in in_time if s.cloud_cover is None or s.cloud_cover <= sensor.cloudy_pct]
+        hits = [s for s in clear if any(_intersects(s.bands[b], grid) for b in want)]
+        if not hits:
+            window = f"[{temporal.start}, {temporal.end})" if temporal else "(no time filter)"
+            if not in_time:
+                why = "no scene overlaps the time window"
+            elif not clear:
+                why = f"all {len(in_time)} scene(s) in the window exceed cloudy_pct={sensor.cloudy_pct:g}"
+            else:
+                why = "no scene reaches the ROI"
+            lon0, lat0, lon1, lat1 = grid.lonlat_bounds()
+            raise ProviderError(
+                f"nothing in the local catalog covers {spatial!r} (lon {lon0:.4f}..{lon1:.4f}, "
+                f"lat {lat0:.4f}..{lat1:.4f}) in the window {window}: {why}. The catalog's "
+                f"{sensor.collection} scenes with these bands cover {self._span(with_bands)}; "
+                f"coverage: {self.coverage()}", transient=False)
+        return hits, grid
+
+    def list_scenes(self, spatial: SpatialSpec, temporal: Optional[TemporalSpec],
+                    sensor: SensorSpec) -> List[str]:
+        """Ids of the scenes a fetch would composite, oldest first."""
+        return [s.id for s in self.select(spatial, temporal, sensor)[0]]
+
+    # -- fetch ---------------------------------------------------------------------
+    def fetch(self, spatial: SpatialSpec, temporal: Optional[TemporalSpec],
+              sensor: SensorSpec) -> Patch:
+        import rasterio
+
+        scenes, grid = self.select(spatial, temporal, sensor)
+        _ignore_spurious_mem_warning()
+        want = [canonical_band(b) for b in sensor.bands]
+        h, w = grid.height, grid.width
+        stacks = np.full((len(scenes), len(want), h, w), np.nan, dtype=np.float32)
+        pixels_read = 0
+        used = np.zeros(len(scenes), dtype=bool)
+        resampling_used: Dict[str, str] = {}
+        with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", GDAL_NUM_THREADS=1):
+            for i, scene in enumerate(scenes):
+                for j, band in enumerate(want):
+                    bf = scene.bands[band]
+                    method = "nearest" if (bf.categorical or self.resampling == "nearest") else "bilinear"
+                    resampling_used[sensor.bands[j]] = method
+                    n = _sample_band(bf, grid, method, stacks[i, j])
+                    pixels_read += n
+                    if n:
+                        used[i] = True
+        if sensor.composite == "mosaic":
+            data = _mosaic(stacks)
+        else:
+            data = _median(stacks)
+        valid = np.all(np.isfinite(data), axis=0)
+        n_bad = int(valid.size - np.count_nonzero(valid))
+        if n_bad:
+            data[:, ~valid] = np.float32(sensor.fill_value)
+        scales = {s.value_scale for s in scenes}
+        used_scenes = [s for s, u in zip(scenes, used) if u]
+        meta = {
+            "backend": "local",
+            "catalog": self.catalog_name,
+            "collection": sensor.collection,
+            "composite": sensor.composite,
+            "scale_m": sensor.scale_m,
+            "cloud_filter": f"cloud_cover <= {sensor.cloudy_pct:g}" if sensor.cloudy_pct < 100 else None,
+            "temporal": {"start": temporal.start, "end": temporal.end} if temporal else None,
+            "scenes": [s.id for s in used_scenes],
+            "scene_dates": [s.when() for s in used_scenes],
+            "n_scenes": len(used_scenes),
+            "resampling": resampling_used,
+            "values": "as stored (no scaling)",
+            "value_scale": scales.pop() if len(scales) == 1 else None,
+            "fill_value": sensor.fill_value,
+            "nodata_fraction": n_bad / float(valid.size) if valid.size else 0.0,
+            "nodata_pixels": n_bad,
+            "source_pixels_read": int(pixels_read),
+        }
+        return Patch(data=np.ascontiguousarray(data, dtype=np.float32), bands=tuple(sensor.bands),
+                     grid=grid, meta=meta)
+
+
+# ------------------------------------------------------------------------- helpers
+
+
+def _sorted_bands(names: Iterable[str]) -> List[str]:
+    def key(b):
+        m = _BAND_NUM.match(b)
+        return (0, int(m.group(1)), m.group(2)) if m else (1, 0, b)
+    return sorted(names, key=key)
+
+
+def _grid_bounds_in(bf: BandFile, grid: Grid) -> Tuple[float, float, float, float]:
+    if bf.crs == grid.crs:
+        return grid.bounds
+    return transformer(grid.crs, bf.crs).transform_bounds(*grid.bounds, densify_pts=21)
+
+
+def _intersects(bf: BandFile, grid: Grid) -> bool:
+    l, b, r, t = _grid_bounds_in(bf, grid)
+    L, B, R, T = bf.bounds
+    return l < R and L < r and b < T and B < t
+
+
+def _source_window(bf: BandFile, grid: Grid) -> Optional[Tuple[int, int, int, int]]:
+    """(col, row, width, height) of the source pixels the grid needs, padded for the kernel."""
+    l, b, r, t = _grid_bounds_in(bf, grid)
+    a, bb, c, d, e, f = bf.transform
+    det = a * e - bb * d
+    cols, rows = [], []
+    for x, y in ((l, t), (r, t), (l, b), (r, b)):  # invert x = a*col + bb*row + c, ...
+        cols.append((e * (x - c) - bb * (y - f)) / det)
+        rows.append((a * (y - f) - d * (x - c)) / det)
+    # bilinear needs a neighbour beyond each edge; when the output is coarser than the
+    # source GDAL widens the kernel by the ratio, so pad by that many pixels too (the
+    # ratio is taken in the source's units, which may be degrees)
+    out_px = max((r - l) / grid.width, (t - b) / grid.height)
+    pad = int(math.ceil(max(1.0, out_px / bf.resolution))) + 1
+    c0 = max(0, int(math.floor(min(cols))) - pad)
+    r0 = max(0, int(math.floor(min(rows))) - pad)
+    c1 = min(bf.width, int(math.ceil(max(cols))) + pad)
+    r1 = min(bf.height, int(math.ceil(max(rows))) + pad)
+    if c1 <= c0 or r1 <= r0:
+        return None
+    return (c0, r0, c1 - c0, r1 - r0)
+
+
+_filter_lock = threading.Lock()
+_MEM_WARNING = "Dataset has no geotransform"
+
+
+def _ignore_spurious_mem_warning() -> None:
+    """Silence rasterio's ``NotGeoreferencedWarning`` about its own in-memory datasets.
+
+    ``reproject`` between arrays builds in-memory datasets and, under threads, sometimes
+    reads their transform before setting it; the output is unaffected (a known rasterio
+    quirk). ``warnings.catch_warnings`` is not thread-safe, so one narrow filter (this
+    message, raised from ``rasterio.warp``) is kept installed instead (re-added if
+    something, such as a test runner, reset the filters).
+    """
+    from rasterio.errors import NotGeoreferencedWarning
+
+    def present():
+        return any(f[0] == "ignore" and f[2] is NotGeoreferencedWarning and f[1] is not None
+                   and f[1].pattern == _MEM_WARNING for f in warnings.filters)
+
+    if present():
+        return
+    with _filter_lock:
+        if not present():
+            warnings.filterwarnings("ignore", message=_MEM_WARNING,
+                                    category=NotGeoreferencedWarning, module=r"rasterio\.warp")
+
+
+def _sample_band(bf: BandFile, grid: Grid, method: str, out: np.ndarray) -> int:
+    """Resample the needed window of one band onto ``grid`` into ``out`` (NaN = no data).
+
+    Returns how many source pixels were read (0 when the band does not reach the ROI).
+    """
+    import rasterio
+    from affine import Affine
+    from rasterio.enums import Resampling
+    from rasterio.warp import reproject
+    from rasterio.windows import Window
+
+    if not _intersects(bf, grid):
+        return 0
+    win = _source_window(bf, grid)
+    if win is None:
+        return 0
+    col, row, width, height = win
+    try:
+        with rasterio.open(bf.path) as src:
+            window = Window(col, row, width, height)
+            arr = src.read(bf.index, window=window)
+            src_crs = src.crs
+    except Exception as exc:
+        raise ProviderError(f"reading {bf.path!r} failed: {exc}") from exc
+    a, b, c, d, e, f = bf.transform
+    src_transform = Affine(a, b, c + a * col + b * row, d, e, f + d * col + e * row)
+    nodata = bf.nodata
+    if arr.dtype.kind == "f":
+        arr = arr.astype(np.float32, copy=False)
+        if nodata is not None and not math.isnan(nodata):
+            arr = np.where(arr == nodata, np.float32(np.nan), arr)
+        nodata = float("nan")
+    reproject(source=arr, destination=out, src_transform=src_transform, src_crs=src_crs,
+              src_nodata=nodata, dst_transform=grid.affine(), dst_crs=grid.crs,
+              dst_nodata=float("nan"), resampling=getattr(Resampling, method),
+              init_dest_nodata=True, num_threads=1)
+    return int(width * height)
+
+
+def _median(stacks: np.ndarray) -> np.ndarray:
+    """Per band and pixel median over scenes, ignoring NaN (all-NaN stays NaN)."""
+    if stacks.shape[0] == 1:
+        return stacks[0].copy()
+    # no scene there: set aside first, as nanmedian warns on all-NaN slices (and
+    # silencing warnings is not thread-safe)
+    empty = np.all(np.isnan(stacks), axis=0)
+    if empty.any():
+        stacks = stacks.copy()
+        stacks[:, empty] = 0.0
+    out = np.nanmedian(stacks, axis=0).astype(np.float32)
+    out[empty] = np.nan
+    return out
+
+
+def _mosaic(stacks: np.ndarray) -> np.ndarray:
+    """Per band and pixel, the latest scene with data (scenes are oldest first)."""
+    out = stacks[-1].copy()
+    for k in range(stacks.shape[0] - 2, -1, -1):
+        hole = np.isnan(out)
+        if not hole.any():
+            break
+        out[hole] = stacks[k][hole]
+    return out
+
+
+__all__ = ["LocalProvider", "Scene", "BandFile", "read_catalog", "canonical_band",
+           "CATEGORICAL_BANDS", "S2_COMMON_NAMES"]
