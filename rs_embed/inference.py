@@ -81,26 +81,17 @@ def _embed_whole(embedder: Embedder, inputs: Sequence[np.ndarray], sensor: Senso
     return [embedder.embed(x, sensor=sensor, output=output) for x in inputs]
 
 
-def _owned_areas(origins, tile: int, h: int, w: int) -> List[float]:
-    """Pixels each tile owns after midpoint cuts, the weights of a seamless pooled mean."""
-    ys = sorted({y for y, _ in origins})
-    xs = sorted({x for _, x in origins})
-    own_y = dict(zip(ys, prep.ownership(ys, tile, h)))
-    own_x = dict(zip(xs, prep.ownership(xs, tile, w)))
-    return [float((own_y[y][1] - own_y[y][0]) * (own_x[x][1] - own_x[x][0])) for y, x in origins]
-
-
 def _embed_tiled(embedder: Embedder, x: np.ndarray, sensor: SensorSpec, output: OutputSpec,
                  tile: int, max_tiles: int, batch: bool) -> EmbedResult:
     _, h, w = x.shape
     origins = prep.plan_tiles(h, w, tile, max_tiles)
-    tiles = [x[:, y0:y0 + tile, x0:x0 + tile] for (y0, x0) in origins]
+    tiles = [prep.cut_tile(x, y0, x0, tile, fill_value=sensor.fill_value) for (y0, x0) in origins]
+    res = _embed_whole(embedder, tiles, sensor, output, batch)
     if output.mode == "grid":
-        res = _embed_whole(embedder, tiles, sensor, output, batch)
         data = prep.stitch_grids([r.data for r in res], origins, tile, h, w)
     else:
-        res = _embed_whole(embedder, tiles, sensor, output, batch)
-        data = prep.pool_tiles([r.data for r in res], _owned_areas(origins, tile, h, w))
+        data = prep.pool_tiles([r.data for r in res], prep.owned_areas(origins, tile, h, w),
+                               pooling=output.pooling)
     meta = dict(res[0].meta)
     meta.update(grid_hw=list(data.shape[1:]) if data.ndim == 3 else None,
                 tiles=len(origins), tile_size=tile)
