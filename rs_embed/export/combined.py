@@ -1,0 +1,491 @@
+"""The combined layout: every point and model in one file, checkpointed as it goes.
+
+While the export runs, each chunk becomes a *shard* in ``<out>.parts/``: a ``.bin``
+of compressed row pieces (see :mod:`rs_embed.io.npz`) and a ``.json`` index with the
+metas, statuses and errors of its points, written atomically, index last. A
+checkpoint therefore costs only the new chunk, never a rewrite of what is done, and a
+killed run resumes from the shards it finds (same request fingerprint only).
+
+At the end the final file is assembled once: for ``.npz`` by copying the compressed
+pieces into the zip (no recompression), for ``.nc`` by streaming rows into NetCDF
+variables. Arrays first, manifest last, both renamed into place. The shards are
+removed when every point succeeded and kept otherwise, so ``resume=True`` retries only
+the failed points.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import threading
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..io import keys as K
+from ..io.atomic import atomic_write, atomic_write_path, remove_stale_temps, write_json
+from ..io.manifest import (MANIFEST_VERSION, aggregate_status, json_safe, request_fingerprint,
+                           utc_now)
+from ..io.netcdf import (NC_LOCK, NcVar, NetCDFWriter, embedding_var, export_attrs, input_var,
+                         lonlat_vars)
+from ..io.npz import (COMPRESSLEVEL, Piece, PieceReader, array_bytes, compress_piece,
+                      inflate_piece, npy_header, write_npz_pieces)
+from .job import ExportJob, ensure_dir, package_version
+from .pipeline import Cancelled, Fetched, Outcomes, Timings, run_chunks
+from .progress import Progress
+from .writer import Writer
+
+_SHARD = re.compile(r"^s(\d{6})\.json$")
+CHECKPOINT = "checkpoint.json"
+
+
+def _error_text(err: Optional[dict]) -> Optional[str]:
+    return None if err is None else f"{err['type']}: {err['message']}"
+
+
+class CombinedExport:
+    def __init__(self, job: ExportJob):
+        self.job = job
+        self.path = job.target.path
+        self.base = os.path.splitext(self.path)[0]
+        self.manifest_path = self.base + ".json"
+        self.parts = self.base + ".parts"
+        self.version = package_version()
+        self.fingerprint = request_fingerprint({**job.fingerprint_common(), "spatials": job.spatial_dicts})
+        # NetCDF is recompressed by HDF5 at assembly: its shards only need to be fast
+        self.level = COMPRESSLEVEL if job.format == "npz" else 0
+        self.records: Dict[int, dict] = {}
+        self._lock = threading.Lock()
+        self._seq = 0
+        self.write_errors: List[Tuple[List[int], BaseException]] = []
+        self.created_at = utc_now()
+        self.resumed = 0
+
+    # ----------------------------------------------------------------- resume
+    def _finished_manifest(self) -> Optional[dict]:
+        try:
+            with open(self.manifest_path, "rb") as fh:
+                m = json.loads(fh.read())
+        except (OSError, ValueError):
+            return None
+        try:
+            size = os.path.getsize(self.path)
+        except OSError:
+            return None
+        if (isinstance(m, dict) and m.get("request_fingerprint") == self.fingerprint
+                and m.get("status") == "ok" and m.get("file_size") == size):
+            return m
+        return None
+
+    def _load_checkpoint(self) -> None:
+        """Read every shard index of a matching checkpoint; later shards win per point."""
+        try:
+            with open(os.path.join(self.parts, CHECKPOINT), "rb") as fh:
+                cp = json.loads(fh.read())
+        except (OSError, ValueError):
+            cp = None
+        if not isinstance(cp, dict) or cp.get("request_fingerprint") != self.fingerprint \
+                or cp.get("level") != self.level:
+            shutil.rmtree(self.parts, ignore_errors=True)
+            return
+        remove_stale_temps(self.parts)
+        seqs = sorted(int(m.group(1)) for m in map(_SHARD.match, os.listdir(self.parts)) if m)
+        for seq in seqs:
+            try:
+                with open(os.path.join(self.parts, f"s{seq:06d}.json"), "rb") as fh:
+                    shard = json.loads(fh.read())
+            except (OSError, ValueError):
+                continue
+            bin_path = os.path.join(self.parts, f"s{seq:06d}.bin")
+            try:
+                complete = os.path.getsize(bin_path) == shard.get("bin_size", -1)
+            except OSError:
+                complete = False
+            if shard.get("request_fingerprint") != self.fingerprint or not complete:
+                continue
+            for rec in shard["points"]:
+                rec["bin"] = bin_path
+                self.records[int(rec["i"])] = rec
+            self._seq = max(self._seq, seq + 1)
+
+    def _point_done(self, rec: Optional[dict]) -> bool:
+        return rec is not None and all(rec["models"].get(m.key, {}).get("status") == "ok"
+                                       for m in self.job.models)
+
+    # ----------------------------------------------------------------- shards
+    def _point_record(self, i: int, fetched: Fetched, outcomes: Outcomes) -> Tuple[dict, list]:
+        """The JSON record of one point, and the arrays to store with their slots."""
+        job = self.job
+        arrays = []
+        groups = {}
+        for g in job.groups:
+            res = fetched[i][g.gid]
+            grec: Dict[str, Any] = {"error": res.error(), "attempts": res.attempts,
+                                    "report": res.report, "ref": None}
+            if res.ok:
+                p = res.patch
+                grec.update(shape=list(p.data.shape), crs=p.grid.crs, transform=list(p.grid.transform),
+                            bands=list(p.bands))
+                if job.save_inputs:
+                    arrays.append((grec, np.ascontiguousarray(p.data, dtype=np.float32)))
+            groups[str(g.gid)] = grec
+        models = {}
+        for m in job.models:
+            out = outcomes[m.key][i]
+            mrec: Dict[str, Any] = {"status": out.status, "meta": out.meta, "error": out.error(), "ref": None}
+            if out.status == "ok":
+                mrec["shape"] = list(out.data.shape)
+                if job.save_embeddings:
+                    arrays.append((mrec, out.data))
+            models[m.key] = mrec
+        return {"i": i, "groups": groups, "models": models}, arrays
+
+    def _write_shard(self, seq: int, recs: List[dict], arrays: list) -> None:
+        bin_path = os.path.join(self.parts, f"s{seq:06d}.bin")
+
+        def write_bin(fh):
+            offset = 0
+            for slot, arr in arrays:
+                piece = compress_piece(array_bytes(arr), self.level)
+                fh.write(piece.data)
+                slot["ref"] = piece.to_ref(offset)
+                offset += piece.length
+            return offset
+
+        size = atomic_write(bin_path, write_bin)
+        write_json(os.path.join(self.parts, f"s{seq:06d}.json"),
+                   json_safe({"request_fingerprint": self.fingerprint, "seq": seq, "bin_size": size,
+                              "points": recs}))
+        with self._lock:
+            for rec in recs:
+                rec["bin"] = bin_path
+                self.records[rec["i"]] = rec
+
+    def _handle(self, writer: Writer, progress: Progress):
+        def handle(chunk: List[int], fetched: Fetched, outcomes: Outcomes) -> None:
+            if not chunk:
+                return
+            recs, arrays = [], []
+            for i in chunk:
+                rec, arrs = self._point_record(i, fetched, outcomes)
+                recs.append(rec)
+                arrays.extend(arrs)
+            seq = self._seq
+            self._seq += 1
+
+            def done(err, chunk=chunk):
+                if err is not None:
+                    with self._lock:
+                        self.write_errors.append((chunk, err))
+                progress.overall.update(len(chunk))
+
+            writer.submit(lambda: self._write_shard(seq, recs, arrays), done)
+        return handle
+
+    # --------------------------------------------------------------- assembly
+    def _rows(self, pick) -> List[Tuple[int, dict, dict]]:
+        out = []
+        for i in range(self.job.n_items):
+            rec = self.records.get(i)
+            if rec is None:
+                continue
+            slot = pick(rec)
+            if slot is not None:
+                out.append((i, rec, slot))
+        return out
+
+    def _input_rows(self, gid: int):
+        return self._rows(lambda r: r["groups"].get(str(gid)) if r["groups"].get(str(gid), {}).get("ref") else None)
+
+    def _emb_rows(self, key: str):
+        return self._rows(lambda r: r["models"].get(key) if (r["models"].get(key, {}).get("status") == "ok"
+                                                             and r["models"][key].get("ref")) else None)
+
+    @staticmethod
+    def _piece(rec: dict, slot: dict) -> Piece:
+        return Piece.from_ref(rec["bin"], slot["ref"])
+
+    def _assemble_npz(self) -> Tuple[Dict[str, dict], Dict[str, dict], List[str]]:
+        job = self.job
+        entries: List[Tuple[str, List[Piece]]] = []
+        inputs_info: Dict[str, dict] = {}
+        emb_info: Dict[str, dict] = {}
+        n = job.n_items
+        for m in job.models:
+            g = m.group
+            if job.save_inputs and m is g.owner:
+                rows = self._input_rows(g.gid)
+                shapes = {tuple(s["shape"]) for _, _, s in rows}
+                if len(shapes) == 1:
+                    key = K.inputs_key(m.key)
+                    shape = (len(rows),) + shapes.pop()
+                    entries.append((key, [compress_piece(npy_header("<f4", shape), self.level)]
+                                    + [self._piece(r, s) for _, r, s in rows]))
+                    info = {"npz_key": key, "shape": list(shape), "dtype": "float32"}
+                    if len(rows) != n:
+                        info["indices"] = [i for i, _, _ in rows]
+                    inputs_info[m.key] = info
+                elif rows:
+                    ks = []
+                    for i, r, s in rows:
+                        k = K.point_input_key(m.key, i)
+                        ks.append(k)
+                        entries.append((k, [compress_piece(npy_header("<f4", s["shape"]), self.level),
+                                            self._piece(r, s)]))
+                    inputs_info[m.key] = {"npz_keys": ks, "indices": [i for i, _, _ in rows], "dtype": "float32",
+                                          "shapes": [s["shape"] for _, _, s in rows]}
+            if job.save_embeddings:
+                rows = self._emb_rows(m.key)
+                shapes = {tuple(s["shape"]) for _, _, s in rows}
+                if len(rows) == n and len(shapes) == 1:
+                    key = K.embeddings_key(m.key)
+                    shape = (n,) + shapes.pop()
+                    entries.append((key, [compress_piece(npy_header("<f4", shape), self.level)]
+                                    + [self._piece(r, s) for _, r, s in rows]))
+                    emb_info[m.key] = {"npz_key": key, "shape": list(shape), "dtype": "float32"}
+                elif rows:
+                    ks = []
+                    for i, r, s in rows:
+                        k = K.point_embedding_key(m.key, i)
+                        ks.append(k)
+                        entries.append((k, [compress_piece(npy_header("<f4", s["shape"]), self.level),
+                                            self._piece(r, s)]))
+                    emb_info[m.key] = {"npz_keys": ks, "indices": [i for i, _, _ in rows], "dtype": "float32",
+                                       "shapes": [s["shape"] for _, _, s in rows]}
+        write_npz_pieces(self.path, entries, PieceReader())
+        return inputs_info, emb_info, [k for k, _ in entries]
+
+    def _row(self, reader: PieceReader, rec: dict, slot: dict) -> np.ndarray:
+        data = inflate_piece(reader.read(self._piece(rec, slot)))
+        return np.frombuffer(data, dtype="<f4").reshape(slot["shape"])
+
+    def _assemble_netcdf(self) -> Tuple[Dict[str, dict], Dict[str, dict], List[str]]:
+        job = self.job
+        n = job.n_items
+        inputs_info: Dict[str, dict] = {}
+        emb_info: Dict[str, dict] = {}
+        names: List[str] = []
+        attrs = export_attrs(title="rs_embed combined export", created_at=self.created_at,
+                             backend=job.backend, device=job.device_resolved, n_items=n,
+                             version=self.version,
+                             extra={"request_fingerprint": self.fingerprint, "layout": "combined"})
+        lon = [s.center[0] for s in job.spatials]
+        lat = [s.center[1] for s in job.spatials]
+
+        def build(tmp: str) -> None:
+            reader = PieceReader()
+            with NC_LOCK:
+                w = NetCDFWriter(tmp, attrs)
+                try:
+                    w.define(NcVar("point", ("point",), (n,), "i4", {"long_name": "point index"}, compress=False))
+                    w.put("point", np.arange(n, dtype="i4"))
+                    for var, data in lonlat_vars(lon, lat, point_dim=True):
+                        w.define(var)
+                        w.put(var.name, data)
+                    w.define(NcVar("spatial", ("point",), (n,), str,
+                                   {"long_name": "ROI as JSON (rs_embed spec)"}))
+                    w.put("spatial", np.asarray([json.dumps(d) for d in job.spatial_dicts], dtype=object))
+                    for m in job.models:
+                        g = m.group
+                        if job.save_inputs and m is g.owner:
+                            rows = self._input_rows(g.gid)
+                            info = self._nc_stack(w, reader, rows, m, kind="input", bands=g.sensor.bands,
+                                                  collection=g.sensor.collection)
+                            if info:
+                                inputs_info[m.key] = info
+                        if job.save_embeddings:
+                            info = self._nc_stack(w, reader, self._emb_rows(m.key), m, kind="embedding")
+                            if info:
+                                emb_info[m.key] = info
+                    names.extend(k for k in w.vars if k not in ("point", "lon", "lat", "spatial"))
+                finally:
+                    w.close()
+                    reader.close()
+
+        atomic_write_path(self.path, build)
+        return inputs_info, emb_info, names
+
+    def _nc_stack(self, w: NetCDFWriter, reader: PieceReader, rows, m, *, kind: str,
+                  bands=None, collection: str = "") -> Optional[dict]:
+        n = self.job.n_items
+        if not rows:
+            return None
+        shapes = {tuple(s["shape"]) for _, _, s in rows}
+        if len(shapes) == 1:  # dense over all points, NaN rows where missing
+            shape = (n,) + shapes.pop()
+            if kind == "input":
+                key = K.inputs_key(m.key)
+                w.define(input_var(key, shape, bands=bands, collection=collection, point_dim=True))
+                w.define(NcVar(f"crs__{m.key}", ("point",), (n,), str, {"long_name": "CRS of each input patch"}))
+                w.define(NcVar(f"transform__{m.key}", ("point", "affine"), (n, 6), "f8",
+                               {"long_name": "affine transform (a, b, c, d, e, f) of each input patch",
+                                "units": "m"}, compress=False))
+                w.ds.variables[key].setncattr("grid_mapping_per_point", f"crs__{m.key} transform__{m.key}")
+                crs = np.asarray([""] * n, dtype=object)
+                tr = np.full((n, 6), np.nan)
+                for i, _, s in rows:
+                    crs[i] = s["crs"]
+                    tr[i] = s["transform"]
+                w.put(f"crs__{m.key}", crs)
+                w.put(f"transform__{m.key}", tr)
+            else:
+                key = K.embeddings_key(m.key)
+                w.define(embedding_var(key, shape, model=m.name, point_dim=True))
+            for i, r, s in rows:
+                w.put(key, self._row(reader, r, s), index=i)
+            info = {"npz_key": key, "shape": list(shape), "dtype": "float32"}
+            if len(rows) != n:
+                info["valid_indices"] = [i for i, _, _ in rows]
+            return info
+        ks = []
+        for i, r, s in rows:  # ragged: one variable per point
+            if kind == "input":
+                k = K.point_input_key(m.key, i)
+                var = input_var(k, s["shape"], bands=bands, collection=collection, point_dim=False)
+            else:
+                k = K.point_embedding_key(m.key, i)
+                var = embedding_var(k, s["shape"], model=m.name, point_dim=False)
+            var.attrs.pop("coordinates", None)
+            var.attrs["point_index"] = i
+            w.define(var)
+            w.put(k, self._row(reader, r, s))
+            ks.append(k)
+        return {"npz_keys": ks, "indices": [i for i, _, _ in rows], "dtype": "float32",
+                "shapes": [s["shape"] for _, _, s in rows]}
+
+    # -------------------------------------------------------------- manifest
+    def _manifest(self, inputs_info, emb_info, keys: List[str], timings: dict) -> dict:
+        job = self.job
+        n = job.n_items
+        entries, errors = [], []
+        for m in job.models:
+            g = m.group
+            metas: List[Optional[dict]] = [None] * n
+            failed, by_index, inspections = [], {}, []
+            any_report = False
+            for i in range(n):
+                rec = self.records.get(i)
+                mrec = rec["models"].get(m.key) if rec else None
+                if mrec is not None and mrec["status"] == "ok":
+                    metas[i] = mrec["meta"]
+                else:
+                    failed.append(i)
+                    err = (mrec or {}).get("error") or {"type": "NotExported", "stage": "cancelled",
+                                                         "message": "point was not exported (cancelled)"}
+                    by_index[str(i)] = _error_text(err)
+                    errors.append({"point_index": i, "model": m.name, **err})
+                grec = rec["groups"].get(str(g.gid)) if rec else None
+                report = grec.get("report") if grec else None
+                any_report = any_report or report is not None
+                inspections.append(report if (job.fail_on_bad_input or m.sensor.check_input) else None)
+            status = "ok" if not failed else ("failed" if len(failed) == n else "partial")
+            inputs = None
+            if job.save_inputs:
+                inputs = inputs_info.get(g.owner.key)
+                if inputs is not None and m is not g.owner:
+                    inputs = dict(inputs, dedup_reused=True, reused_from=g.owner.name)
+            entries.append({
+                "model": m.name, "sensor": m.sensor_dict, "status": status, "describe": m.describe,
+                "inputs": inputs, "embeddings": emb_info.get(m.key) if job.save_embeddings else None,
+                "metas": metas, "failed_indices": failed, "errors_by_index": by_index,
+                "error": (next(iter(by_index.values())) if status == "failed" and by_index else None),
+                "model_config": m.config,
+                "inspections": inspections if any(r is not None for r in inspections) else None,
+            })
+        statuses = [e["status"] for e in entries]
+        path_keys = ({"npz_path": self.path, "npz_keys": keys} if job.format == "npz"
+                     else {"nc_path": self.path, "nc_variables": keys})
+        return json_safe({
+            "created_at": self.created_at,
+            "status": aggregate_status(statuses),
+            "stage": "done",
+            "resume_incomplete": False,
+            "backend": job.backend,
+            "device": job.device_resolved,
+            "n_items": n,
+            "temporal": job.temporal.to_dict() if job.temporal is not None else None,
+            "output": job.output.to_dict(),
+            "spatials": job.spatial_dicts,
+            "models": entries,
+            "request_fingerprint": self.fingerprint,
+            **path_keys,
+            "manifest_path": self.manifest_path if job.save_manifest else None,
+            "summary": {"total_models": len(entries), "ok_models": statuses.count("ok"),
+                        "failed_models": statuses.count("failed"), "partial_models": statuses.count("partial"),
+                        "total_points": n, "resumed_points": self.resumed},
+            "completed_at": utc_now(),
+            "layout": "combined",
+            "format": job.format,
+            "input_prep": job.input_prep.to_dict(),
+            "errors": errors,
+            "timings": timings,
+            "file_size": os.path.getsize(self.path),
+            "checkpoint_dir": self.parts,
+            "package_version": self.version,
+            "manifest_version": MANIFEST_VERSION,
+        })
+
+    # -------------------------------------------------------------------- run
+    def run(self) -> dict:
+        job = self.job
+        ensure_dir(os.path.dirname(os.path.abspath(self.path)))
+        remove_stale_temps(os.path.dirname(os.path.abspath(self.path)))
+        if job.resume:
+            done = self._finished_manifest()
+            if done is not None:
+                return done
+            if os.path.isdir(self.parts):
+                self._load_checkpoint()
+        elif os.path.isdir(self.parts):
+            shutil.rmtree(self.parts)
+        os.makedirs(self.parts, exist_ok=True)
+        write_json(os.path.join(self.parts, CHECKPOINT), {
+            "request_fingerprint": self.fingerprint, "level": self.level, "n_items": job.n_items,
+            "format": job.format, "created_at": self.created_at, "target": self.path,
+            "manifest_version": MANIFEST_VERSION})
+        todo = [i for i in range(job.n_items) if not self._point_done(self.records.get(i))]
+        self.resumed = job.n_items - len(todo)
+        timings = Timings()
+        writer = Writer(async_write=job.async_write, workers=job.writer_workers,
+                        bound=max(2, job.writer_workers), retries=job.max_retries,
+                        backoff_s=job.retry_backoff_s)
+        progress = Progress(job.show_progress, job.n_items, [m.name for m in job.models],
+                            desc=f"export {os.path.basename(self.path)}", callback=job.progress_cb)
+        progress.overall.update(self.resumed)
+        cancelled = False
+        try:
+            stop = run_chunks(job, todo, progress, timings, self._handle(writer, progress), batch=True,
+                              cancel=job.cancel)
+        except Cancelled:
+            stop, cancelled = None, True
+        finally:
+            try:
+                writer.close()
+            finally:
+                progress.close()
+        if self.write_errors:
+            chunk, err = self.write_errors[0]
+            raise OSError(f"writing the checkpoint of points {chunk[0]}..{chunk[-1]} failed: "
+                          f"{type(err).__name__}: {err}; run again with resume=True to continue") from err
+        if stop is not None:
+            raise stop[1]
+        t0 = time.perf_counter()
+        if job.format == "npz":
+            inputs_info, emb_info, keys = self._assemble_npz()
+        else:
+            inputs_info, emb_info, keys = self._assemble_netcdf()
+        manifest = self._manifest(inputs_info, emb_info, keys,
+                                  timings.as_dict(writer.seconds, {"assemble_s": round(time.perf_counter() - t0, 3)}))
+        if cancelled:
+            manifest.update(stage="cancelled", resume_incomplete=True)
+        if job.save_manifest:
+            write_json(self.manifest_path, manifest)
+        if manifest["status"] == "ok":
+            shutil.rmtree(self.parts, ignore_errors=True)
+        return manifest
+
+
+__all__ = ["CombinedExport"]

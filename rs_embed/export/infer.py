@@ -1,0 +1,115 @@
+"""The infer stage: one model over one chunk of fetched patches.
+
+Goes through :func:`rs_embed.inference.embed_inputs`, the path ``get_embedding`` uses,
+so an exported embedding equals the one the embedding API returns. A batch that fails
+is retried point by point, so one bad patch costs only its own row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from ..errors import ProviderError
+from ..inference import embed_inputs, embedding_meta
+from ..io.manifest import error_record
+from .fetch import FetchResult
+from .plan import ModelPlan
+
+
+@dataclass
+class ModelOutcome:
+    status: str  # "ok" | "failed"
+    data: Optional[np.ndarray] = None
+    meta: Optional[dict] = None
+    exc: Optional[BaseException] = None
+    stage: str = "infer"
+    attempts: Optional[int] = None
+
+    def error(self) -> Optional[dict]:
+        if self.exc is None:
+            return None
+        return error_record(self.exc, stage=self.stage, attempts=self.attempts)
+
+
+def _failed(exc: BaseException, stage: str, attempts: Optional[int] = None) -> ModelOutcome:
+    return ModelOutcome("failed", exc=exc, stage=stage, attempts=attempts)
+
+
+class Inference:
+    """Runs models on fetched patches; holds what every meta shares."""
+
+    def __init__(self, *, backend: str, temporal, output, input_prep, device_batch: bool):
+        self.backend = backend
+        self.temporal = temporal
+        self.output = output
+        self.input_prep = input_prep
+        self.batch = device_batch
+        self._shared = {
+            "temporal": temporal.to_dict() if temporal is not None else None,
+            "output": output.to_dict(),
+            "input_prep": input_prep.to_dict(),
+        }
+
+    def _meta(self, plan: ModelPlan, result, patch) -> dict:
+        meta = embedding_meta(model=plan.canonical, embedder=plan.embedder, result=result,
+                              backend=self.backend, sensor=plan.sensor, temporal=self.temporal,
+                              output=self.output, input_prep=self.input_prep, patch=patch)
+        # share identical sub-dicts between points: keeps 100k-point runs small in memory
+        shared = dict(self._shared, sensor=plan.sensor_dict, model_config=plan.config)
+        for k, v in shared.items():
+            if k in meta and meta[k] == v:
+                meta[k] = v
+        return meta
+
+    def run(self, plan: ModelPlan, fetched: Dict[int, Dict[int, FetchResult]],
+            batch: bool) -> Dict[int, ModelOutcome]:
+        """Embed every point of ``fetched`` with ``plan``; failures become outcomes."""
+        gid = plan.group.gid
+        out: Dict[int, ModelOutcome] = {}
+        todo: List[int] = []
+        for i, groups in fetched.items():
+            res = groups[gid]
+            if not res.ok:
+                out[i] = _failed(res.exc, "fetch", res.attempts)
+                continue
+            rep = res.report
+            if rep is not None and not rep["ok"] and plan.sensor.check_input and plan.sensor.check_raise:
+                out[i] = _failed(ProviderError(f"input check failed: {'; '.join(rep['issues'])}"),
+                                 "input_check")
+                continue
+            todo.append(i)
+        if not todo:
+            return out
+        patches = [fetched[i][gid].patch for i in todo]
+        results: List[Any]
+        if batch and len(todo) > 1:
+            try:
+                results = embed_inputs(plan.embedder, [p.data for p in patches], sensor=plan.sensor,
+                                       output=self.output, input_prep=self.input_prep, batch=True)
+            except Exception:
+                results = [self._one(plan, p) for p in patches]
+        else:
+            results = [self._one(plan, p) for p in patches]
+        for i, p, r in zip(todo, patches, results):
+            if isinstance(r, BaseException):
+                out[i] = _failed(r, "infer")
+                continue
+            try:
+                out[i] = ModelOutcome("ok", data=np.ascontiguousarray(r.data, dtype=np.float32),
+                                      meta=self._meta(plan, r, p))
+            except Exception as exc:  # a meta that cannot be built is the model's failure
+                out[i] = _failed(exc, "infer")
+        return out
+
+    def _one(self, plan: ModelPlan, patch):
+        try:
+            return embed_inputs(plan.embedder, [patch.data], sensor=plan.sensor, output=self.output,
+                                input_prep=self.input_prep, batch=False)[0]
+        except Exception as exc:
+            return exc
+
+
+__all__ = ["Inference", "ModelOutcome"]

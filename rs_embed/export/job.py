@@ -1,0 +1,163 @@
+"""``export_batch`` arguments -> one checked, resolved :class:`ExportJob`.
+
+All argument checks happen here, in a fixed order, before a provider is asked for
+anything: outputs and options first (cheap), then models (may load weights), then the
+backend.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence
+
+from ..errors import SpecError
+from ..io.keys import default_item_name
+from ..models.base import resolve_device
+from ..providers import Provider, get_provider, list_providers, resolve_backend
+from ..specs import (InputPrepSpec, OutputSpec, SpatialSpec, TemporalSpec, check_output,
+                     check_spatial, check_temporal)
+from .plan import InputGroup, ModelPlan, group_inputs, plan_models
+from .requests import ExportConfig, ResolvedTarget, check_run_options, resolve_target
+
+#: keyword defaults of export_batch that ExportConfig can also carry
+RUN_DEFAULTS: Dict[str, Any] = {f: getattr(ExportConfig, f) for f in ExportConfig.__dataclass_fields__}
+
+
+@dataclass(eq=False)
+class ExportJob:
+    spatials: List[SpatialSpec]
+    spatial_dicts: List[dict]
+    temporal: Optional[TemporalSpec]
+    output: OutputSpec
+    input_prep: InputPrepSpec
+    models: List[ModelPlan]
+    groups: List[InputGroup]
+    target: ResolvedTarget
+    names: List[str]
+    provider: Provider
+    backend: str
+    device: str  # as requested
+    device_resolved: str
+    opts: Dict[str, Any] = field(default_factory=dict)
+    progress_cb: Any = None
+    cancel: Any = None
+
+    def __getattr__(self, name):  # run options read as attributes: job.chunk_size, ...
+        opts = self.__dict__.get("opts")
+        if opts is not None and name in opts:
+            return opts[name]
+        raise AttributeError(name)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.spatials)
+
+    @property
+    def per_item_batch(self) -> bool:
+        """Batched inference in per-item mode only on accelerators (as the reference says)."""
+        return self.device_resolved != "cpu"
+
+    def fingerprint_common(self) -> dict:
+        """The request minus the spatial(s): what decides the content of the files."""
+        return {
+            "models": [m.fingerprint_entry(self.backend) for m in self.models],
+            "temporal": self.temporal.to_dict() if self.temporal is not None else None,
+            "output": self.output.to_dict(),
+            "format": self.format,
+            "save_inputs": self.save_inputs,
+            "save_embeddings": self.save_embeddings,
+            "input_prep": self.input_prep.to_dict(),
+        }
+
+
+def _check_spatials(spatials: Any) -> List[SpatialSpec]:
+    if isinstance(spatials, (str, bytes)) or not isinstance(spatials, Sequence):
+        if hasattr(spatials, "center") and hasattr(spatials, "to_dict"):
+            raise SpecError(f"spatials must be a list of PointBuffer/BBox, got one spec {spatials!r}; "
+                            "wrap it in a list")
+        raise SpecError(f"spatials must be a list of PointBuffer/BBox, got {type(spatials).__name__}: {spatials!r}")
+    if len(spatials) == 0:
+        raise SpecError("spatials must not be empty")
+    return [check_spatial(s, f"spatials[{i}]") for i, s in enumerate(spatials)]
+
+
+def merge_config(config: Optional[ExportConfig], given: Dict[str, Any]) -> Dict[str, Any]:
+    """Run options from ``config=`` and keywords: each option set (not default) in at most one
+    place, or in both to the same value."""
+    if config is None:
+        return dict(given)
+    if not isinstance(config, ExportConfig):
+        raise SpecError(f"config must be an ExportConfig, got {type(config).__name__}: {config!r}")
+    merged, clash = {}, []
+    for k, v in given.items():
+        cv = getattr(config, k)
+        kw_set = not _same_default(v, RUN_DEFAULTS[k])
+        cfg_set = not _same_default(cv, RUN_DEFAULTS[k])
+        if kw_set and cfg_set and not _same_default(v, cv):
+            clash.append(k)
+        merged[k] = v if kw_set else cv
+    if clash:
+        raise SpecError(f"{', '.join(clash)} given both as keyword and in config=ExportConfig(...) "
+                        "with different values; pass each option once")
+    return merged
+
+
+def _same_default(value, default) -> bool:
+    if isinstance(value, InputPrepSpec) or isinstance(default, InputPrepSpec):
+        try:
+            return InputPrepSpec.coerce(value) == InputPrepSpec.coerce(default)
+        except SpecError:
+            return False
+    return type(value) is type(default) and value == default
+
+
+def build_job(*, spatials, temporal, models, out, layout, out_dir, out_path, names, backend,
+              device, output, sensor, per_model_sensors, modality, target, config,
+              run: Dict[str, Any], progress=None, cancel=None) -> ExportJob:
+    rois = _check_spatials(spatials)
+    if progress is not None and not callable(progress):
+        raise SpecError(f"progress must be a callable(done, total, desc), got {progress!r}")
+    if cancel is not None and not callable(getattr(cancel, "is_set", None)):
+        raise SpecError(f"cancel must be a threading.Event (anything with is_set()), got {cancel!r}")
+    temporal = check_temporal(temporal)
+    output = check_output(output)
+    opts = check_run_options(**merge_config(config, run))
+    resolved = resolve_target(out=out, layout=layout, out_dir=out_dir, out_path=out_path,
+                              names=names, target=target, fmt=opts["format"], n_items=len(rois))
+    if isinstance(backend, Provider):
+        provider_arg = backend
+    elif isinstance(backend, str) and backend:
+        known = list_providers()
+        if backend != "auto" and backend not in known:
+            raise SpecError(f"backend {backend!r} is not a known provider; known: {['auto'] + known}")
+        provider_arg = backend
+    else:
+        raise SpecError(f"backend must be a provider name such as 'auto', 'local' or 'gee', got {backend!r}")
+    dev = resolve_device(device)
+    plans = plan_models(models, sensor=sensor, per_model_sensors=per_model_sensors,
+                        modality=modality, device=device)
+    groups = group_inputs(plans)
+    provider = get_provider(provider_arg)
+    backend_name = resolve_backend(provider_arg) if not isinstance(provider_arg, Provider) else (
+        provider_arg.name or type(provider_arg).__name__)
+    item_names = (resolved.names if resolved.names is not None
+                  else [default_item_name(i) for i in range(len(rois))])
+    return ExportJob(spatials=rois, spatial_dicts=[s.to_dict() for s in rois], temporal=temporal,
+                     output=output, input_prep=opts["input_prep"], models=plans, groups=groups,
+                     target=resolved, names=item_names, provider=provider, backend=backend_name,
+                     device=device, device_resolved=dev, opts=opts, progress_cb=progress,
+                     cancel=cancel)
+
+
+def package_version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def ensure_dir(path: str) -> None:
+    os.makedirs(path or ".", exist_ok=True)
+
+
+__all__ = ["ExportJob", "build_job", "RUN_DEFAULTS", "package_version", "ensure_dir"]

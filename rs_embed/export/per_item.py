@@ -1,0 +1,327 @@
+"""The per-item layout: one array file and one manifest per point, plus a run manifest.
+
+``<out_dir>/<name>.npz|.nc`` holds every model's input and embedding for one point;
+``<name>.json`` describes it (the public rs-embed field names). ``rs_embed_export.json``
+records the whole run (names, statuses, errors) so a reader knows ``n_items`` even
+when trailing points failed. Resume skips a point only when its manifest says
+``ok`` with the same request fingerprint and its array file is there; failed,
+partial and changed points are exported again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from ..io import keys as K
+from ..io.atomic import atomic_write_path, remove_stale_temps, write_json
+from ..io.manifest import (MANIFEST_VERSION, PointFingerprints, aggregate_status, json_safe,
+                           request_fingerprint, sha1_array, utc_now)
+from ..io.netcdf import (crs_var, embedding_var, export_attrs, input_var, lonlat_vars,
+                         write_netcdf)
+from ..io.npz import write_npz
+from .job import ExportJob, ensure_dir, package_version
+from .pipeline import Cancelled, Fetched, Outcomes, Timings, run_chunks
+from .progress import Progress
+from .writer import Writer
+
+
+def _error_text(err: Optional[dict]) -> Optional[str]:
+    return None if err is None else f"{err['type']}: {err['message']}"
+
+
+class PerItemExport:
+    def __init__(self, job: ExportJob):
+        self.job = job
+        self.dir = job.target.path
+        self.ext = K.EXTENSIONS[job.format]
+        self.version = package_version()
+        self.fingerprints = PointFingerprints(job.fingerprint_common())
+        self.manifests: List[Optional[dict]] = [None] * job.n_items
+        self.created_at = utc_now()
+        self._lock = threading.Lock()
+        self.write_errors: Dict[int, BaseException] = {}
+        self.resumed = 0
+        # one instance shared by every point's manifest (keeps 100k-point runs small)
+        self._temporal = job.temporal.to_dict() if job.temporal is not None else None
+        self._output = job.output.to_dict()
+        self._input_prep = job.input_prep.to_dict()
+
+    # ------------------------------------------------------------------ paths
+    def array_path(self, i: int) -> str:
+        return os.path.join(self.dir, self.job.names[i] + self.ext)
+
+    def manifest_path(self, i: int) -> str:
+        return os.path.join(self.dir, self.job.names[i] + ".json")
+
+    # ----------------------------------------------------------------- resume
+    def _finished(self, i: int, fingerprint: str) -> Optional[dict]:
+        try:
+            with open(self.manifest_path(i), "rb") as fh:
+                m = json.loads(fh.read())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(m, dict) or m.get("request_fingerprint") != fingerprint or m.get("status") != "ok":
+            return None
+        try:
+            if os.path.getsize(self.array_path(i)) != m.get("file_size"):
+                return None
+        except OSError:
+            return None
+        shared = {p.name: p for p in self.job.models}
+        for entry in m.get("models") or []:  # share the big static parts again
+            p = shared.get(entry.get("model"))
+            if p is not None and entry.get("describe") == p.describe:
+                entry["describe"] = p.describe
+        return m
+
+    # --------------------------------------------------------------- manifests
+    def _point_manifest(self, i: int, fetched: Fetched, outcomes: Outcomes,
+                        arrays: Dict[str, np.ndarray]) -> dict:
+        job = self.job
+        entries, errors = [], []
+        for m in job.models:
+            g = m.group
+            res = fetched[i][g.gid]
+            out = outcomes[m.key][i]
+            inp = None
+            if res.ok:
+                key = K.input_key(g.owner.key)
+                inp = {"npz_key": key if key in arrays else None, "dtype": str(res.patch.data.dtype),
+                       "shape": list(res.patch.data.shape), "sha1": None,
+                       "inspection": res.report if (job.fail_on_bad_input or m.sensor.check_input) else None}
+                if m is not g.owner:
+                    inp["dedup_reused"] = True
+            emb = None
+            if out.status == "ok":
+                key = K.embedding_key(m.key)
+                emb = {"npz_key": key if key in arrays else None, "dtype": "float32",
+                       "shape": list(out.data.shape), "sha1": None}
+            err = out.error()
+            if err is not None:
+                errors.append({"point_index": i, "model": m.name, **err})
+            entries.append({
+                "model": m.name, "status": out.status, "sensor": m.sensor_dict, "describe": m.describe,
+                "input": inp, "embedding": emb, "meta": out.meta, "error": _error_text(err),
+                "error_info": err, "model_config": m.config, "fetch_attempts": res.attempts,
+            })
+        n_failed = sum(e["status"] != "ok" for e in entries)
+        return {
+            "created_at": utc_now(),
+            "point_index": i,
+            "name": job.names[i],
+            "status": aggregate_status(e["status"] for e in entries),
+            "backend": job.backend,
+            "device": job.device_resolved,
+            "models": entries,
+            "spatial": job.spatial_dicts[i],
+            "temporal": self._temporal,
+            "output": self._output,
+            "input_prep": self._input_prep,
+            "package_version": self.version,
+            "summary": {"total_models": len(entries), "failed_models": n_failed,
+                        "ok_models": len(entries) - n_failed},
+            "errors": errors,
+            "request_fingerprint": self.fingerprints(job.spatial_dicts[i]),
+            "layout": "per_item",
+            "format": job.format,
+            "manifest_version": MANIFEST_VERSION,
+        }
+
+    def _arrays(self, i: int, fetched: Fetched, outcomes: Outcomes) -> Dict[str, np.ndarray]:
+        job = self.job
+        arrays: Dict[str, np.ndarray] = {}
+        for m in job.models:
+            g = m.group
+            res = fetched[i][g.gid]
+            if job.save_inputs and m is g.owner and res.ok:
+                arrays[K.input_key(m.key)] = np.ascontiguousarray(res.patch.data, dtype=np.float32)
+            out = outcomes[m.key][i]
+            if job.save_embeddings and out.status == "ok":
+                arrays[K.embedding_key(m.key)] = out.data
+        return arrays
+
+    # ------------------------------------------------------------------ write
+    def _write_netcdf(self, path: str, i: int, arrays, fetched: Fetched, manifest: dict) -> None:
+        job = self.job
+        variables = []
+        sp = job.spatials[i]
+        lon, lat = sp.center
+        variables += lonlat_vars(lon, lat, point_dim=False)
+        for m in job.models:
+            g = m.group
+            key = K.input_key(m.key)
+            if key in arrays:
+                p = fetched[i][g.gid].patch
+                variables.append((crs_var(m.key, p.grid.crs, p.grid.transform), 0))
+                variables.append((input_var(key, arrays[key].shape, bands=p.bands, collection=g.sensor.collection,
+                                            point_dim=False, crs=p.grid.crs, transform=p.grid.transform),
+                                  arrays[key]))
+            key = K.embedding_key(m.key)
+            if key in arrays:
+                variables.append((embedding_var(key, arrays[key].shape, model=m.name, point_dim=False),
+                                  arrays[key]))
+        attrs = export_attrs(title=f"rs_embed export, point {i} ({job.names[i]})",
+                             created_at=manifest["created_at"], backend=job.backend,
+                             device=job.device_resolved, n_items=1, version=self.version,
+                             extra={"point_index": i, "name": job.names[i], "status": manifest["status"],
+                                    "request_fingerprint": manifest["request_fingerprint"],
+                                    "spatial": json.dumps(job.spatial_dicts[i])})
+        atomic_write_path(path, lambda tmp: write_netcdf(tmp, variables, attrs))
+
+    def _write_point(self, i: int, arrays: Dict[str, np.ndarray], fetched: Fetched, manifest: dict) -> None:
+        sha = {k: sha1_array(a) for k, a in arrays.items()}
+        for e in manifest["models"]:
+            for rec in (e["input"], e["embedding"]):
+                if rec is not None and rec["npz_key"] is not None:
+                    rec["sha1"] = sha[rec["npz_key"]]
+        path = self.array_path(i)
+        if self.job.format == "npz":
+            write_npz(path, arrays)
+            manifest["npz_path"], manifest["npz_keys"] = path, list(arrays)
+        else:
+            self._write_netcdf(path, i, arrays, fetched, manifest)
+            manifest["nc_path"], manifest["nc_variables"] = path, list(arrays)
+        manifest["file_size"] = os.path.getsize(path)
+        safe = json_safe(manifest)
+        if self.job.save_manifest:
+            safe["manifest_path"] = self.manifest_path(i)
+            write_json(self.manifest_path(i), safe)
+        self.manifests[i] = safe
+
+    def _handle(self, writer: Writer, progress: Progress):
+        def handle(chunk: List[int], fetched: Fetched, outcomes: Outcomes) -> None:
+            for i in chunk:
+                arrays = self._arrays(i, fetched, outcomes)
+                manifest = self._point_manifest(i, fetched, outcomes, arrays)
+                point_fetch = {g.gid: fetched[i][g.gid] for g in self.job.groups}
+
+                def done(err, i=i, manifest=manifest):
+                    if err is not None:
+                        with self._lock:
+                            self.write_errors[i] = err
+                        manifest["status"] = "failed"
+                        manifest["write_error"] = f"{type(err).__name__}: {err}"
+                        self.manifests[i] = json_safe(manifest)
+                    progress.overall.update(1)
+
+                writer.submit(lambda i=i, a=arrays, f={i: point_fetch}, m=manifest: self._write_point(i, a, f, m), done)
+        return handle
+
+    # -------------------------------------------------------------------- run
+    def run_manifest(self, status: str, stage: str, timings: Optional[dict] = None) -> dict:
+        job = self.job
+        per_model: Dict[str, dict] = {m.name: {"model": m.name, "sensor": m.sensor_dict, "ok_points": 0,
+                                               "failed_indices": []} for m in job.models}
+        errors = []
+        counts = {"ok": 0, "partial": 0, "failed": 0, "missing": 0}
+        for i, man in enumerate(self.manifests):
+            if man is None:
+                counts["missing"] += 1
+                continue
+            counts[man["status"]] = counts.get(man["status"], 0) + 1
+            for e in man.get("models") or []:
+                pm = per_model.get(e.get("model"))
+                if pm is None:
+                    continue
+                if e.get("status") == "ok":
+                    pm["ok_points"] += 1
+                else:
+                    pm["failed_indices"].append(i)
+            errors.extend(man.get("errors") or [])
+            if man.get("write_error"):
+                errors.append({"point_index": i, "model": None, "type": "WriteError",
+                               "message": man["write_error"], "stage": "write"})
+        for pm in per_model.values():
+            pm["status"] = ("ok" if not pm["failed_indices"] and pm["ok_points"] == job.n_items else
+                            "failed" if pm["ok_points"] == 0 else "partial")
+        return json_safe({
+            "created_at": self.created_at,
+            "completed_at": utc_now() if stage == "done" else None,
+            "layout": "per_item",
+            "status": status,
+            "stage": stage,
+            "backend": job.backend,
+            "device": job.device_resolved,
+            "format": job.format,
+            "n_items": job.n_items,
+            "names": job.names,
+            "files": [n + self.ext for n in job.names],
+            "spatials": job.spatial_dicts,
+            "temporal": job.temporal.to_dict() if job.temporal is not None else None,
+            "output": job.output.to_dict(),
+            "input_prep": job.input_prep.to_dict(),
+            "models": list(per_model.values()),
+            "request_fingerprint": request_fingerprint({**job.fingerprint_common(), "spatials": job.spatial_dicts}),
+            "summary": {"total_points": job.n_items, "ok_points": counts["ok"],
+                        "partial_points": counts["partial"], "failed_points": counts["failed"],
+                        "missing_points": counts["missing"], "resumed_points": self.resumed},
+            "errors": errors,
+            "timings": timings,
+            "package_version": self.version,
+            "manifest_version": MANIFEST_VERSION,
+        })
+
+    def run(self) -> List[dict]:
+        job = self.job
+        ensure_dir(self.dir)
+        remove_stale_temps(self.dir)
+        todo = []
+        for i in range(job.n_items):
+            if job.resume:
+                m = self._finished(i, self.fingerprints(job.spatial_dicts[i]))
+                if m is not None:
+                    self.manifests[i] = m
+                    self.resumed += 1
+                    continue
+            todo.append(i)
+        run_path = os.path.join(self.dir, K.RUN_MANIFEST)
+        if job.resume and not todo:
+            return self._finish(run_path, None, Timings(), None, write_run=not os.path.isfile(run_path))
+        if job.save_manifest:
+            write_json(run_path, self.run_manifest("running", "running"))
+        timings = Timings()
+        writer = Writer(async_write=job.async_write, workers=job.writer_workers,
+                        bound=job.chunk_size + job.writer_workers, retries=job.max_retries,
+                        backoff_s=job.retry_backoff_s)
+        progress = Progress(job.show_progress, job.n_items, [m.name for m in job.models],
+                            desc=f"export {os.path.basename(os.path.abspath(self.dir))}",
+                            callback=job.progress_cb)
+        progress.overall.update(self.resumed)
+        stop, cancelled = None, False
+        try:
+            stop = run_chunks(job, todo, progress, timings, self._handle(writer, progress),
+                              batch=job.per_item_batch, cancel=job.cancel)
+        except Cancelled:
+            cancelled = True
+        finally:
+            try:
+                writer.close()
+            finally:
+                progress.close()
+        return self._finish(run_path, stop, timings, writer, cancelled=cancelled)
+
+    def _finish(self, run_path: str, stop, timings: Timings, writer: Optional[Writer],
+                write_run: bool = True, cancelled: bool = False) -> List[dict]:
+        job = self.job
+        statuses = [m["status"] if m is not None else "failed" for m in self.manifests]
+        status = aggregate_status(statuses)
+        if stop is not None:
+            status = "failed"
+        stage = "stopped" if stop is not None else ("cancelled" if cancelled else "done")
+        if job.save_manifest and write_run:
+            write_json(run_path, self.run_manifest(status, stage,
+                                                   timings.as_dict(writer.seconds if writer else 0.0)))
+        if stop is not None:
+            raise stop[1]
+        if self.write_errors and not job.continue_on_error:
+            i, err = min(self.write_errors.items())
+            raise OSError(f"writing point {i} ({job.names[i]!r}) failed: {type(err).__name__}: {err}") from err
+        return self.manifests  # type: ignore[return-value]
+
+
+__all__ = ["PerItemExport"]

@@ -1,0 +1,187 @@
+"""The chunk loop shared by both layouts: fetch ahead, infer model by model, hand off writes.
+
+Chunk k+1 is submitted to the fetch pool before chunk k is waited for, so fetching
+overlaps inference and writing, and at most two chunks of patches are held by the
+fetch and infer stages (the writer queue holds what is being written).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from ..errors import ModelError, ProviderError, RsEmbedError
+from .fetch import Fetcher, FetchResult
+from .infer import Inference, ModelOutcome
+from .job import ExportJob
+from .progress import Progress
+
+Fetched = Dict[int, Dict[int, FetchResult]]
+Outcomes = Dict[str, Dict[int, ModelOutcome]]  # model key -> point -> outcome
+
+
+class ExportError(RsEmbedError, RuntimeError):
+    """An export stopped at a failure (``continue_on_error=False``); says where."""
+
+    def __init__(self, message: str, *, point_index: int, model: Optional[str]):
+        super().__init__(message)
+        self.point_index = point_index
+        self.model = model
+
+
+class Timings:
+    def __init__(self):
+        self.fetch_wait_s = 0.0
+        self.infer_s: Dict[str, float] = {}
+        self.t0 = time.perf_counter()
+
+    def as_dict(self, write_s: float, extra: Optional[dict] = None) -> dict:
+        d = {"wall_s": round(time.perf_counter() - self.t0, 3),
+             "fetch_wait_s": round(self.fetch_wait_s, 3),
+             "infer_s": {k: round(v, 3) for k, v in self.infer_s.items()},
+             "write_s": round(write_s, 3)}
+        d.update(extra or {})
+        return d
+
+
+def failure_error(job: ExportJob, i: int, model: Optional[str], out: ModelOutcome) -> Exception:
+    """The exception ``continue_on_error=False`` raises: names the point and the model."""
+    exc = out.exc
+    where = f"point {i} ({job.names[i]!r})" + (f", model {model!r}" if model else "")
+    msg = f"export failed at {where} during {out.stage}: {type(exc).__name__}: {exc}"
+    if isinstance(exc, ProviderError):
+        err: Exception = ProviderError(msg, transient=exc.transient)
+    elif isinstance(exc, ModelError):
+        err = ModelError(msg)
+    else:
+        err = ExportError(msg, point_index=i, model=model)
+    err.point_index = i  # type: ignore[attr-defined]
+    err.model = model  # type: ignore[attr-defined]
+    return err
+
+
+def bad_input_error(job: ExportJob, i: int, fetched: Fetched) -> Optional[Exception]:
+    """``fail_on_bad_input``: the first failed input check of point ``i`` as an error."""
+    for g in job.groups:
+        res = fetched[i][g.gid]
+        if res.ok and res.report is not None and not res.report["ok"]:
+            err = ProviderError(
+                f"input check failed at point {i} ({job.names[i]!r}) for models "
+                f"{[m.name for m in g.models]}: {'; '.join(res.report['issues'])} "
+                "(fail_on_bad_input=True)")
+            err.point_index = i  # type: ignore[attr-defined]
+            err.model = g.owner.name  # type: ignore[attr-defined]
+            return err
+    return None
+
+
+def first_failure(job: ExportJob, chunk: Sequence[int], outcomes: Outcomes) -> Optional[Tuple[int, Exception]]:
+    for i in chunk:
+        for m in job.models:
+            out = outcomes[m.key][i]
+            if out.status != "ok":
+                return i, failure_error(job, i, m.name, out)
+    return None
+
+
+ChunkHandler = Callable[[List[int], Fetched, Outcomes], None]
+
+
+class Cancelled(Exception):
+    """Internal: the caller's ``cancel`` event was set; what is done has been written."""
+
+
+def run_chunks(job: ExportJob, todo: Sequence[int], progress: Progress, timings: Timings,
+               handle: ChunkHandler, *, batch: bool, cancel=None) -> Optional[Tuple[int, Exception]]:
+    """Fetch, embed and hand over ``todo`` chunk by chunk; ``handle(chunk, fetched, outcomes)``
+    writes a chunk.
+
+    With ``batch`` each model runs once per chunk; without (per-item inference) points
+    go through one by one as their patches arrive. Returns ``(point, error)`` when the
+    export must stop (``continue_on_error=False`` or ``fail_on_bad_input``) after what
+    was complete was handed over; the caller finishes its files and raises the error.
+    Raises ``Cancelled`` when ``cancel.is_set()`` between chunks.
+    """
+    if not todo:
+        return None
+    cs = job.chunk_size
+    chunks = [list(todo[k:k + cs]) for k in range(0, len(todo), cs)]
+    fetcher = Fetcher(job.provider, job.spatials, job.temporal, job.groups,
+                      workers=job.num_workers, retries=job.max_retries, backoff_s=job.retry_backoff_s,
+                      check_inputs=job.fail_on_bad_input, point_names=job.names)
+    infer = Inference(backend=job.backend, temporal=job.temporal, output=job.output,
+                      input_prep=job.input_prep, device_batch=batch)
+    try:
+        ahead = fetcher.submit(chunks[0])
+        for k, chunk in enumerate(chunks):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled()
+            current = ahead
+            ahead = fetcher.submit(chunks[k + 1]) if k + 1 < len(chunks) else None
+            if batch:
+                stop = _batched_chunk(job, chunk, current, fetcher, infer, progress, timings, handle)
+            else:
+                stop = _streamed_chunk(job, chunk, current, fetcher, infer, progress, timings, handle)
+            if stop is not None:
+                return stop
+            del current
+        return None
+    finally:
+        fetcher.close()
+
+
+def _infer(job, infer, m, fetched, batch, progress, timings) -> Dict[int, ModelOutcome]:
+    t1 = time.perf_counter()
+    out = infer.run(m, fetched, batch)
+    timings.infer_s[m.name] = timings.infer_s.get(m.name, 0.0) + time.perf_counter() - t1
+    progress.model(m.name).update(len(fetched))
+    return out
+
+
+def _batched_chunk(job, chunk, current, fetcher, infer, progress, timings, handle):
+    """Wait for the whole chunk, run each model on it as one batch, hand it over."""
+    t0 = time.perf_counter()
+    fetched = fetcher.gather(current)
+    timings.fetch_wait_s += time.perf_counter() - t0
+    stop: Optional[Tuple[int, Exception]] = None
+    if job.fail_on_bad_input:
+        for i in chunk:
+            err = bad_input_error(job, i, fetched)
+            if err is not None:
+                stop = (i, err)
+                break
+    usable = fetched if stop is None else {i: fetched[i] for i in chunk if i < stop[0]}
+    outcomes: Outcomes = {m.key: _infer(job, infer, m, usable, True, progress, timings) for m in job.models}
+    if stop is not None:
+        handle([i for i in chunk if i < stop[0]], fetched, outcomes)
+        return stop
+    if not job.continue_on_error:
+        stop = first_failure(job, chunk, outcomes)
+    if stop is not None:
+        handle([i for i in chunk if all(outcomes[m.key][i].status == "ok" for m in job.models)], fetched, outcomes)
+        return stop
+    handle(chunk, fetched, outcomes)
+    return None
+
+
+def _streamed_chunk(job, chunk, current, fetcher, infer, progress, timings, handle):
+    """One point at a time, as soon as its patches arrive (per-point inference): the model
+    never waits for the slowest fetch of the chunk, and the writers start earlier."""
+    for i in chunk:
+        t0 = time.perf_counter()
+        fetched = fetcher.gather({i: current[i]})
+        timings.fetch_wait_s += time.perf_counter() - t0
+        if job.fail_on_bad_input:
+            err = bad_input_error(job, i, fetched)
+            if err is not None:
+                return i, err
+        outcomes: Outcomes = {m.key: _infer(job, infer, m, fetched, False, progress, timings) for m in job.models}
+        if not job.continue_on_error:
+            stop = first_failure(job, [i], outcomes)
+            if stop is not None:
+                return stop
+        handle([i], fetched, outcomes)
+    return None
+
+
+__all__ = ["run_chunks", "Timings", "ExportError", "Cancelled", "Fetched", "Outcomes"]

@@ -1,0 +1,84 @@
+"""Progress bars of an export (``tqdm.auto``: notebook widgets in Jupyter, text elsewhere)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable, Dict, List, Optional
+
+
+class _Null:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix_str(self, s: str, refresh: bool = True) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _Callback:
+    """Forwards overall progress to a ``callback(done, total, desc)`` (thread-safe count)."""
+
+    def __init__(self, bar, callback: Callable[[int, int, str], None], total: int, desc: str):
+        self.bar, self.callback, self.total, self.desc = bar, callback, total, desc
+        self.done = 0
+        self._lock = threading.Lock()
+
+    def update(self, n: int = 1) -> None:
+        self.bar.update(n)
+        with self._lock:
+            self.done += n
+            done = self.done
+        try:
+            self.callback(done, self.total, self.desc)
+        except Exception:  # a broken display must not break the export
+            pass
+
+    def set_postfix_str(self, s: str, refresh: bool = True) -> None:
+        self.bar.set_postfix_str(s, refresh)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class Progress:
+    """One overall bar (points exported) and one bar per model (points embedded).
+
+    ``callback(done, total, desc)``, when given, receives every overall update too
+    (used by the notebook export panel).
+    """
+
+    def __init__(self, enabled: bool, total: int, models: List[str], *, desc: str = "export",
+                 callback: Optional[Callable[[int, int, str], None]] = None):
+        self.enabled = enabled and total > 0
+        self.overall = _Null()
+        self.models: Dict[str, object] = {m: _Null() for m in models}
+        if callback is not None:
+            self.overall = _Callback(self.overall, callback, total, desc)
+        if not self.enabled:
+            return
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc=desc, unit="pt", position=0, dynamic_ncols=True)
+        self.overall = _Callback(bar, callback, total, desc) if callback is not None else bar
+        for pos, m in enumerate(models, start=1):
+            self.models[m] = tqdm(total=total, desc=f"infer {m}", unit="pt", position=pos,
+                                  leave=False, dynamic_ncols=True)
+
+    def model(self, name: str):
+        return self.models[name]
+
+    def close(self) -> None:
+        for bar in self.models.values():
+            bar.close()
+        self.overall.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+__all__ = ["Progress"]

@@ -1,0 +1,308 @@
+"""The request objects of ``export_batch`` and the checks of every argument.
+
+Everything here runs before any imagery is fetched: a bad argument raises
+``SpecError`` (or ``ModelError`` for model names and options) naming the argument and
+its value. ``ExportTarget``, ``ExportConfig`` and ``ExportModelRequest`` are optional
+sugar over the keyword arguments; both spellings end in the same checks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..errors import ModelError, SpecError
+from ..io.keys import EXTENSIONS, FORMATS, RUN_MANIFEST
+from ..specs import FetchSpec, InputPrepSpec, SensorSpec
+
+LAYOUTS = ("per_item", "combined")
+
+
+# --------------------------------------------------------------------- primitives
+
+
+def check_bool(name: str, value: Any) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise SpecError(f"{name} must be True or False, got {value!r}")
+
+
+def check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise SpecError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def check_non_negative_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise SpecError(f"{name} must be an integer >= 0, got {value!r}")
+    return int(value)
+
+
+def check_non_negative_float(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(value)) or value < 0:
+        raise SpecError(f"{name} must be a number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def check_format(value: Any) -> str:
+    if value not in FORMATS:
+        hint = " (NetCDF is spelled 'netcdf')" if str(value).lower() in ("nc", "netcdf4", "netcdf") else ""
+        raise SpecError(f"format must be 'npz' or 'netcdf', got {value!r}{hint}")
+    return value
+
+
+def check_layout(value: Any) -> str:
+    if value not in LAYOUTS:
+        raise SpecError(f"layout must be 'per_item' or 'combined', got {value!r}")
+    return value
+
+
+def _check_path(name: str, value: Any) -> str:
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value.strip():
+        raise SpecError(f"{name} must be a non-empty path, got {value!r}")
+    return value
+
+
+_UNSAFE_CHARS = set('/\\:*?"<>|')
+
+
+def check_item_name(value: Any, where: str) -> str:
+    """A per-item file stem that is safe on every OS and cannot escape ``out_dir``."""
+    if not isinstance(value, str):
+        raise SpecError(f"{where} must be a string, got {type(value).__name__}: {value!r}")
+    if not value:
+        raise SpecError(f"{where} must not be empty")
+    bad = sorted({c for c in value if c in _UNSAFE_CHARS})
+    if bad:
+        raise SpecError(f"{where}={value!r} is not a safe file name: it contains {''.join(bad)!r}")
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp") for c in value):
+        raise SpecError(f"{where}={value!r} is not a safe file name: it contains control characters")
+    if value in (".", "..") or value.startswith("."):
+        raise SpecError(f"{where}={value!r} is not a safe file name: it must not start with '.'")
+    if value != value.strip() or value.endswith("."):
+        raise SpecError(f"{where}={value!r} is not a safe file name: no leading/trailing spaces or trailing '.'")
+    if len(value.encode("utf-8")) > 200:
+        raise SpecError(f"{where} is too long for a file name ({len(value)} characters; at most 200 bytes)")
+    if value.lower() == os.path.splitext(RUN_MANIFEST)[0]:
+        raise SpecError(f"{where}={value!r} is reserved for the export's own manifest")
+    return value
+
+
+def check_names(names: Any, n_items: int) -> List[str]:
+    if isinstance(names, (str, bytes)) or not isinstance(names, Sequence):
+        raise SpecError(f"names must be a list of file names, got {names!r}")
+    if len(names) != n_items:
+        raise SpecError(f"names must have one entry per spatial: got {len(names)} names for {n_items} spatials")
+    out = [check_item_name(v, f"names[{i}]") for i, v in enumerate(names)]
+    seen: Dict[str, int] = {}
+    for i, v in enumerate(out):
+        key = v.casefold()  # 'A' and 'a' are one file on macOS and Windows
+        if key in seen:
+            raise SpecError(f"names must be unique: names[{seen[key]}]={out[seen[key]]!r} and names[{i}]={v!r} "
+                            "name the same file")
+        seen[key] = i
+    return out
+
+
+# ---------------------------------------------------------------- request objects
+
+
+@dataclass(frozen=True)
+class ExportModelRequest:
+    """One model of an export with its own sensor, fetch policy, modality or options.
+
+    ``ExportModelRequest.configure("rcf", dim=256)`` reads better than building
+    ``model_config`` by hand.
+    """
+
+    name: str
+    sensor: Optional[SensorSpec] = None
+    fetch: Optional[FetchSpec] = None
+    modality: Optional[str] = None
+    model_config: Optional[Dict[str, Any]] = None
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ModelError(f"ExportModelRequest.name must be a model name, got {self.name!r}")
+        if self.sensor is not None and not isinstance(self.sensor, SensorSpec):
+            raise ModelError(f"ExportModelRequest.sensor must be a SensorSpec, got {self.sensor!r}")
+        if self.fetch is not None and not isinstance(self.fetch, FetchSpec):
+            raise ModelError(f"ExportModelRequest.fetch must be a FetchSpec, got {self.fetch!r}")
+        if self.sensor is not None and self.fetch is not None:
+            raise ModelError(f"ExportModelRequest({self.name!r}) takes sensor= or fetch=, not both")
+        if self.model_config is not None and not isinstance(self.model_config, dict):
+            raise ModelError(f"ExportModelRequest.model_config must be a dict, got {self.model_config!r}")
+
+    @classmethod
+    def configure(cls, name: str, *, sensor: Optional[SensorSpec] = None,
+                  fetch: Optional[FetchSpec] = None, modality: Optional[str] = None,
+                  **model_kwargs: Any) -> "ExportModelRequest":
+        return cls(name=name, sensor=sensor, fetch=fetch, modality=modality,
+                   model_config=dict(model_kwargs) or None)
+
+
+@dataclass(frozen=True)
+class ExportTarget:
+    """Where an export goes: ``ExportTarget.combined("run")`` or ``.per_item("dir", names=...)``."""
+
+    layout: str
+    path: str
+    names: Optional[Tuple[str, ...]] = None
+
+    def __post_init__(self):
+        check_layout(self.layout)
+        object.__setattr__(self, "path", _check_path("ExportTarget.path", self.path))
+        if self.names is not None:
+            if self.layout != "per_item":
+                raise SpecError("ExportTarget.names only apply to the per_item layout")
+            if isinstance(self.names, (str, bytes)) or not isinstance(self.names, Sequence):
+                raise SpecError(f"ExportTarget.names must be a list of file names, got {self.names!r}")
+            object.__setattr__(self, "names", tuple(self.names))
+
+    @classmethod
+    def combined(cls, path: str) -> "ExportTarget":
+        return cls("combined", path)
+
+    @classmethod
+    def per_item(cls, out_dir: str, *, names: Optional[Sequence[str]] = None) -> "ExportTarget":
+        return cls("per_item", out_dir, None if names is None else tuple(names))
+
+    # names of the public rs-embed
+    @property
+    def out_file(self) -> Optional[str]:
+        return self.path if self.layout == "combined" else None
+
+    @property
+    def out_dir(self) -> Optional[str]:
+        return self.path if self.layout == "per_item" else None
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """How an export runs (what to save, concurrency, faults, resume); defaults as ``export_batch``."""
+
+    format: str = "npz"
+    save_inputs: bool = True
+    save_embeddings: bool = True
+    save_manifest: bool = True
+    fail_on_bad_input: bool = False
+    chunk_size: int = 16
+    num_workers: int = 8
+    continue_on_error: bool = False
+    max_retries: int = 0
+    retry_backoff_s: float = 0.0
+    async_write: bool = True
+    writer_workers: int = 2
+    resume: bool = False
+    show_progress: bool = True
+    input_prep: Any = "resize"
+
+    def __post_init__(self):
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        checked = check_run_options(**values, where="ExportConfig.")
+        for k, v in checked.items():
+            object.__setattr__(self, k, v)
+
+
+def check_run_options(*, where: str = "", **opts: Any) -> Dict[str, Any]:
+    """Validate the run options shared by ``export_batch`` and ``ExportConfig``."""
+    out = dict(opts)
+    out["format"] = _prefixed(where, check_format, opts["format"])
+    for k in ("save_inputs", "save_embeddings", "save_manifest", "fail_on_bad_input",
+              "continue_on_error", "async_write", "resume", "show_progress"):
+        out[k] = check_bool(where + k, opts[k])
+    for k in ("chunk_size", "num_workers", "writer_workers"):
+        out[k] = check_positive_int(where + k, opts[k])
+    out["max_retries"] = check_non_negative_int(where + "max_retries", opts["max_retries"])
+    out["retry_backoff_s"] = check_non_negative_float(where + "retry_backoff_s", opts["retry_backoff_s"])
+    out["input_prep"] = InputPrepSpec.coerce(opts["input_prep"], where + "input_prep") or InputPrepSpec.resize()
+    if out["resume"] and not out["save_manifest"]:
+        raise SpecError(
+            f"{where}resume=True needs save_manifest=True: the manifest records the request "
+            "fingerprint that tells a finished artifact from a stale one")
+    return out
+
+
+def _prefixed(where: str, check, value):
+    try:
+        return check(value)
+    except SpecError as exc:
+        if where:
+            raise SpecError(f"{where}{exc}") from None
+        raise
+
+
+# ------------------------------------------------------------------------ target
+
+
+@dataclass(frozen=True)
+class ResolvedTarget:
+    layout: str
+    path: str  # out_dir (per_item) or the array file (combined)
+    names: Optional[List[str]]
+
+
+def resolve_target(*, out, layout, out_dir, out_path, names, target, fmt: str,
+                   n_items: int) -> ResolvedTarget:
+    legacy = [k for k, v in (("out_dir", out_dir), ("out_path", out_path)) if v is not None]
+    modern = [k for k, v in (("out", out), ("layout", layout)) if v is not None]
+    if target is not None:
+        if not isinstance(target, ExportTarget):
+            raise SpecError(f"target must be an ExportTarget, got {type(target).__name__}: {target!r}")
+        if legacy or modern:
+            raise SpecError(f"pass the output either as target= or as {'/'.join(modern + legacy)}=, not both")
+        if names is not None and target.names is not None:
+            raise SpecError("names given twice: in target=ExportTarget.per_item(names=...) and as names=")
+        layout, path = target.layout, target.path
+        names = target.names if target.names is not None else names
+    elif modern:
+        if legacy:
+            raise SpecError(f"do not mix out/layout with {' and '.join(legacy)}: use out=... with "
+                            "layout='per_item' or 'combined' (or only the legacy out_dir / out_path)")
+        if out is None:
+            raise SpecError(f"layout={layout!r} needs out=... (the output folder or file)")
+        if layout is None:
+            raise SpecError(f"out={out!r} needs layout='per_item' (one file per point) or 'combined' (one file)")
+        layout = check_layout(layout)
+        path = _check_path("out", out)
+    elif len(legacy) == 2:
+        raise SpecError("pass only one of out_dir (one file per point) and out_path (one combined file)")
+    elif out_dir is not None:
+        layout, path = "per_item", _check_path("out_dir", out_dir)
+    elif out_path is not None:
+        layout, path = "combined", _check_path("out_path", out_path)
+    else:
+        raise SpecError("no output given: pass out=... with layout='per_item' or 'combined' "
+                        "(or the legacy out_dir= / out_path=)")
+    path = os.path.expanduser(path)
+    if layout == "combined":
+        if names is not None:
+            raise SpecError("names only apply to the per_item layout (out_dir / layout='per_item'); "
+                            "a combined export is one file")
+        ext = EXTENSIONS[fmt]
+        low = path.lower()
+        other = [e for f, e in EXTENSIONS.items() if f != fmt and low.endswith(e)]
+        if other:
+            raise SpecError(f"output {path!r} ends with {other[0]!r} but format={fmt!r} writes {ext!r} files")
+        if not low.endswith(ext):
+            path += ext
+        if os.path.isdir(path):
+            raise SpecError(f"output {path!r} is a directory; a combined export is one file")
+        return ResolvedTarget("combined", path, None)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise SpecError(f"out_dir {path!r} exists and is not a directory")
+    return ResolvedTarget("per_item", path, None if names is None else check_names(names, n_items))
+
+
+__all__ = ["ExportTarget", "ExportConfig", "ExportModelRequest", "ResolvedTarget", "LAYOUTS",
+           "check_run_options", "resolve_target", "check_names", "check_item_name"]

@@ -1,0 +1,64 @@
+"""Array and file names of an export, shared by the writers and the reader.
+
+The names are those of the public rs-embed (0.2.x-0.3.x) so files we
+write load in its reader and files it wrote load in ours.
+"""
+
+from __future__ import annotations
+
+import re
+
+FORMATS = ("npz", "netcdf")
+EXTENSIONS = {"npz": ".npz", "netcdf": ".nc"}
+
+_NON_KEY = re.compile(r"[^0-9A-Za-z_]+")
+_UNDERSCORES = re.compile(r"_+")
+
+
+def sanitize_key(name: str) -> str:
+    """The model part of an array key: ``"RemoteCLIP-ViT/B"`` -> ``"RemoteCLIP_ViT_B"``."""
+    key = _UNDERSCORES.sub("_", _NON_KEY.sub("_", str(name))).strip("_")
+    return key or "item"
+
+
+def input_key(model_key: str) -> str:
+    """Per-item input patch ``[C, H, W]``."""
+    return f"input_chw__{model_key}"
+
+
+def embedding_key(model_key: str) -> str:
+    """Per-item embedding ``[D]`` or ``[D, h, w]``."""
+    return f"embedding__{model_key}"
+
+
+def inputs_key(model_key: str) -> str:
+    """Combined stacked inputs ``[N, C, H, W]``."""
+    return f"inputs_bchw__{model_key}"
+
+
+def embeddings_key(model_key: str) -> str:
+    """Combined stacked embeddings ``[N, D]`` or ``[N, D, h, w]``."""
+    return f"embeddings__{model_key}"
+
+
+def point_input_key(model_key: str, index: int) -> str:
+    """Combined input of one point (partial or ragged exports)."""
+    return f"input_chw__{model_key}__{index:05d}"
+
+
+def point_embedding_key(model_key: str, index: int) -> str:
+    """Combined embedding of one point (partial or ragged exports)."""
+    return f"embedding__{model_key}__{index:05d}"
+
+
+def default_item_name(index: int) -> str:
+    """File stem of point ``index`` in a per-item export: ``p00000``, ``p00001``, ..."""
+    return f"p{index:05d}"
+
+
+#: run-level manifest of a per-item export directory (not a point: it has no array file)
+RUN_MANIFEST = "rs_embed_export.json"
+
+__all__ = ["FORMATS", "EXTENSIONS", "RUN_MANIFEST", "sanitize_key", "input_key", "embedding_key",
+           "inputs_key", "embeddings_key", "point_input_key", "point_embedding_key",
+           "default_item_name"]

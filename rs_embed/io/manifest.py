@@ -1,0 +1,129 @@
+"""Manifest helpers: JSON-safe values, timestamps, statuses and request fingerprints.
+
+The request fingerprint is the SHA-1 of the canonical JSON (sorted keys, no spaces,
+ASCII) of what decides the content of an artifact: the models (name, backend, sensor,
+model_config), temporal, output, format, save_inputs, save_embeddings, input_prep and
+the spatial(s). Only plain values go in, never ``repr`` of objects, so the same
+request gives the same fingerprint in any process, on any machine and Python version.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import math
+from typing import Any, Iterable, Mapping, Optional
+
+import numpy as np
+
+#: manifest layout version of our additions (the public fields never change)
+MANIFEST_VERSION = 1
+
+
+def utc_now() -> str:
+    """``2024-05-01T12:00:00Z`` (seconds, UTC)."""
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def json_safe(obj: Any) -> Any:
+    """Plain JSON values: numpy scalars/arrays unwrapped, NaN/inf -> None, tuples -> lists.
+
+    Containers that are already JSON-safe are returned as they are (not copied), so
+    sub-dicts shared between many manifests stay shared in memory.
+    """
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, int):
+        return obj if type(obj) is int else int(obj)
+    if isinstance(obj, float):
+        if not math.isfinite(obj):
+            return None
+        return obj if type(obj) is float else float(obj)
+    if isinstance(obj, dict) or isinstance(obj, Mapping):
+        changed = not isinstance(obj, dict)
+        out = {}
+        for k, v in obj.items():
+            sv = json_safe(v)
+            if sv is not v or not isinstance(k, str):
+                changed = True
+            out[str(k)] = sv
+        return out if changed else obj
+    if isinstance(obj, list):
+        out_l = [json_safe(v) for v in obj]
+        return obj if all(a is b for a, b in zip(out_l, obj)) else out_l
+    if isinstance(obj, (tuple, set, frozenset)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return json_safe(obj.item())
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if hasattr(obj, "to_dict"):
+        return json_safe(obj.to_dict())
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return json_safe(dataclasses.asdict(obj))
+    return str(obj)
+
+
+def canonical_json(obj: Any) -> str:
+    return json.dumps(json_safe(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                      allow_nan=False)
+
+
+def request_fingerprint(request: Mapping[str, Any]) -> str:
+    """SHA-1 hex digest of the canonical JSON of ``request``."""
+    return hashlib.sha1(canonical_json(request).encode("ascii")).hexdigest()
+
+
+class PointFingerprints:
+    """Fingerprints of many one-point requests that differ only in ``spatial``.
+
+    Equal to ``request_fingerprint({**common, "spatial": s})`` but serialises the
+    common part once, so 100k points cost milliseconds.
+    """
+
+    _MARK = "\u2063spatial\u2063"
+
+    def __init__(self, common: Mapping[str, Any]):
+        text = canonical_json({**common, "spatial": self._MARK})
+        token = '"spatial":' + json.dumps(self._MARK, ensure_ascii=True)
+        self._prefix, self._suffix = text.split(token)
+        self._prefix += '"spatial":'
+
+    def __call__(self, spatial: Mapping[str, Any]) -> str:
+        text = self._prefix + canonical_json(spatial) + self._suffix
+        return hashlib.sha1(text.encode("ascii")).hexdigest()
+
+
+def sha1_array(arr: np.ndarray) -> str:
+    return hashlib.sha1(memoryview(np.ascontiguousarray(arr)).cast("B")).hexdigest()
+
+
+def array_record(key: str, arr: np.ndarray, *, sha1: bool = True) -> dict:
+    """The ``{npz_key, dtype, shape, sha1}`` record of one stored array."""
+    rec = {"npz_key": key, "dtype": str(arr.dtype), "shape": [int(s) for s in arr.shape]}
+    if sha1:
+        rec["sha1"] = sha1_array(arr)
+    return rec
+
+
+def aggregate_status(statuses: Iterable[str]) -> str:
+    """``ok`` if all ok, ``failed`` if none ok (or empty input of failures), else ``partial``."""
+    seen = set(statuses)
+    if not seen or seen == {"ok"}:
+        return "ok"
+    if "ok" not in seen and "partial" not in seen:
+        return "failed"
+    return "partial"
+
+
+def error_record(exc: BaseException, *, stage: str, attempts: Optional[int] = None) -> dict:
+    rec = {"type": type(exc).__name__, "message": str(exc), "stage": stage}
+    if attempts is not None:
+        rec["attempts"] = attempts
+    return rec
+
+
+__all__ = ["MANIFEST_VERSION", "utc_now", "json_safe", "canonical_json", "request_fingerprint",
+           "PointFingerprints", "sha1_array", "array_record", "aggregate_status", "error_record"]
