@@ -1,29 +1,52 @@
-# Set-up and checks for rs_embed. `make demo` and `make test` do everything on a
-# fresh machine: a .venv, the pinned CPU torch when this machine has it, the package.
+# Set-up and checks for rs_embed. `make demo` and `make test` do everything on a fresh
+# machine: a .venv, the pinned CPU torch when this machine has it, the package, and for
+# the tests every extra, the reference model libraries and a headless Chromium.
 PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 PIP     := $(BIN)/python -m pip
-# The CPU build of torch; a bare `torch` requirement would pull a multi-GB CUDA build.
-TORCH_CPU := torch==2.13.0
+# The CPU build of torch: a bare `torch` requirement pulls a multi-GB CUDA build.
+TORCH_CPU       := torch==2.13.0
 TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
+# The model extras need torchvision, which only imports beside this torch release.
+TORCH_MODELS    := torch==2.14.1 torchvision==0.29.1
+# Reference implementations the parity tests compare against (loaded file by file).
+MODEL_REFS      := terratorch==1.2.13 rshf==0.2.2
+MODEL_REF_DEPS  := transformers==5.18.0
+CHROMIUM        := /usr/bin/chromium
 
-.PHONY: demo test venv dev docs bench clean
+.PHONY: demo test venv dev browser docs bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip setuptools wheel
 
-# Core install: torch CPU first (local disk if present, else the CPU index), then us.
+# Core install: keep a torch that is already there, else the CPU build (local disk
+# first, then PyTorch's CPU index), then rs_embed itself.
 $(VENV)/.stamp-core: pyproject.toml | $(BIN)/python
-	$(PIP) install -q "$(TORCH_CPU)" || $(PIP) install -q torch --index-url $(TORCH_CPU_INDEX)
+	$(BIN)/python -c "import torch" 2>/dev/null \
+	  || $(PIP) install -q "$(TORCH_CPU)" \
+	  || $(PIP) install -q torch --index-url $(TORCH_CPU_INDEX)
 	$(PIP) install -q -e .
 	touch $@
 
-# Everything the tests need: extras, docs builder.
-$(VENV)/.stamp-dev: $(VENV)/.stamp-core
-	$(PIP) install -q -e ".[dev]"
-	touch $@
+# Everything the tests need: all extras, the model reference code, Chromium.
+$(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
+	$(PIP) install -q $(TORCH_MODELS) \
+	  || $(PIP) install -q torch torchvision --index-url $(TORCH_CPU_INDEX)
+	$(PIP) install -q -e ".[dev,gee,notebook,models]"
+	$(PIP) install -q --no-deps $(MODEL_REFS)
+	$(PIP) install -q $(MODEL_REF_DEPS)
+	$(MAKE) browser
+	touch $(VENV)/.stamp-core $@
+
+# Headless Chromium for the notebook-layer browser test (Debian's package).
+browser:
+	@test -x $(CHROMIUM) || { \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
+	@test -x $(CHROMIUM) && echo "chromium: $$($(CHROMIUM) --version 2>/dev/null)"
 
 venv: $(VENV)/.stamp-core
 dev: $(VENV)/.stamp-dev
@@ -40,6 +63,7 @@ docs: $(VENV)/.stamp-dev
 
 bench: $(VENV)/.stamp-core
 	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/export_pipeline.py
 
 clean:
 	rm -rf $(VENV) build demo_out .pytest_cache
