@@ -11,7 +11,7 @@ from typing import Any, List, Optional, Sequence
 
 from . import models as _models
 from .errors import ModelError, SpecError
-from .inference import embed_inputs, resolve_sensor, to_embedding
+from .inference import embed_inputs, patch_context, resolve_sensor, to_embedding
 from .input_checks import check_input_patch
 from .providers import Provider, get_provider, resolve_backend
 from .specs import (Embedding, FetchSpec, InputPrepSpec, OutputSpec, SensorSpec, SpatialSpec,
@@ -87,7 +87,8 @@ class Model:
                 patches = list(tqdm(pool.map(fetch_one, rois), total=len(rois),
                                     desc=f"fetch {self.name}", leave=False, disable=len(rois) < 8))
         results = embed_inputs(emb, [p.data for p in patches], sensor=sensor_used, output=output,
-                               input_prep=prep, batch=True)
+                               input_prep=prep, batch=True,
+                               contexts=[patch_context(p, temporal) for p in patches])
         return [to_embedding(model=self.name, embedder=emb, result=r, backend=backend_name,
                              sensor=sensor_used, temporal=temporal, output=output,
                              input_prep=prep, patch=p)

@@ -68,25 +68,49 @@ def resolve_sensor(embedder: Embedder, *, sensor: Optional[SensorSpec] = None,
     return fetch.apply(base) if fetch is not None else base
 
 
+def patch_context(patch: Optional[Patch], temporal: Optional[TemporalSpec]) -> dict:
+    """What some models condition on besides pixels: where and when.
+
+    ``center`` is the patch grid's centre (lon, lat); ``dates`` holds one ISO date per
+    frame: the middle of the window for a composite, the honest single date it stands for.
+    """
+    ctx: dict = {}
+    if patch is not None:
+        minlon, minlat, maxlon, maxlat = patch.grid.lonlat_bounds()
+        ctx["center"] = ((minlon + maxlon) / 2.0, (minlat + maxlat) / 2.0)
+    if temporal is not None:
+        start, end = temporal.start_date, temporal.end_date
+        ctx["dates"] = [(start + (end - start) / 2).isoformat()]
+    return ctx
+
+
 def _embed_whole(embedder: Embedder, inputs: Sequence[np.ndarray], sensor: SensorSpec,
-                 output: OutputSpec, batch: bool) -> List[EmbedResult]:
+                 output: OutputSpec, batch: bool,
+                 contexts: Optional[Sequence[dict]] = None) -> List[EmbedResult]:
+    ctx_kw = {}
+    if embedder.accepts_context and contexts is not None:
+        ctx_kw = {"contexts": list(contexts)}
     if batch and embedder.has_batch and len(inputs) > 1:
         try:
-            return embedder.embed_batch(list(inputs), sensor=sensor, output=output)
+            return embedder.embed_batch(list(inputs), sensor=sensor, output=output, **ctx_kw)
         except ModelError:
             raise
         except Exception as exc:  # fall back to one at a time, e.g. ragged shapes or OOM
             log.warning("batched inference of %s failed (%s: %s); falling back to per-item",
                         embedder.name, type(exc).__name__, exc)
+    if ctx_kw:
+        return [embedder.embed(x, sensor=sensor, output=output, context=c)
+                for x, c in zip(inputs, ctx_kw["contexts"])]
     return [embedder.embed(x, sensor=sensor, output=output) for x in inputs]
 
 
 def _embed_tiled(embedder: Embedder, x: np.ndarray, sensor: SensorSpec, output: OutputSpec,
-                 tile: int, max_tiles: int, batch: bool) -> EmbedResult:
+                 tile: int, max_tiles: int, batch: bool, context: Optional[dict]) -> EmbedResult:
     _, h, w = x.shape
     origins = prep.plan_tiles(h, w, tile, max_tiles)
     tiles = [prep.cut_tile(x, y0, x0, tile, fill_value=sensor.fill_value) for (y0, x0) in origins]
-    res = _embed_whole(embedder, tiles, sensor, output, batch)
+    res = _embed_whole(embedder, tiles, sensor, output, batch,
+                       None if context is None else [context] * len(tiles))
     if output.mode == "grid":
         data = prep.stitch_grids([r.data for r in res], origins, tile, h, w)
     else:
@@ -100,11 +124,12 @@ def _embed_tiled(embedder: Embedder, x: np.ndarray, sensor: SensorSpec, output: 
 
 def embed_inputs(embedder: Embedder, inputs: Sequence[np.ndarray], *, sensor: SensorSpec,
                  output: OutputSpec, input_prep: Optional[InputPrepSpec],
-                 batch: bool = True) -> List[EmbedResult]:
+                 batch: bool = True, contexts: Optional[Sequence[dict]] = None) -> List[EmbedResult]:
     """Embed prefetched CHW inputs under an input-preparation policy.
 
     ``batch`` allows the embedder's batch path; it falls back to one at a time if the
     batch fails. Tiling applies per input, so one large ROI may become several tiles.
+    ``contexts`` (one :func:`patch_context` per input) reach models that use them.
     """
     spec = InputPrepSpec.coerce(input_prep) or InputPrepSpec.resize()
     arrays = [embedder.check_input(x, sensor) for x in inputs]
@@ -114,11 +139,13 @@ def embed_inputs(embedder: Embedder, inputs: Sequence[np.ndarray], *, sensor: Se
         mode = prep.choose_mode(spec, x.shape[1], x.shape[2], embedder.image_size, output)
         if mode == "tile":
             tile = spec.tile_size or embedder.image_size
-            out[i] = _embed_tiled(embedder, x, sensor, output, tile, spec.max_tiles, batch)
+            out[i] = _embed_tiled(embedder, x, sensor, output, tile, spec.max_tiles, batch,
+                                  contexts[i] if contexts is not None else None)
         else:
             whole_idx.append(i)
     if whole_idx:
-        res = _embed_whole(embedder, [arrays[i] for i in whole_idx], sensor, output, batch)
+        res = _embed_whole(embedder, [arrays[i] for i in whole_idx], sensor, output, batch,
+                           None if contexts is None else [contexts[i] for i in whole_idx])
         for i, r in zip(whole_idx, res):
             out[i] = r
     for i, r in enumerate(out):
@@ -167,5 +194,5 @@ def to_embedding(**kwargs: Any) -> Embedding:
     return Embedding(data=result.data, meta=embedding_meta(**kwargs))
 
 
-__all__ = ["resolve_sensor", "embed_inputs", "embedding_meta", "to_embedding",
+__all__ = ["resolve_sensor", "embed_inputs", "patch_context", "embedding_meta", "to_embedding",
            "normalize_modality"]

@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from ..errors import ProviderError
-from ..inference import embed_inputs, embedding_meta
+from ..inference import embed_inputs, embedding_meta, patch_context
 from ..io.manifest import error_record
 from .fetch import FetchResult
 from .plan import ModelPlan
@@ -88,7 +88,8 @@ class Inference:
         if batch and len(todo) > 1:
             try:
                 results = embed_inputs(plan.embedder, [p.data for p in patches], sensor=plan.sensor,
-                                       output=self.output, input_prep=self.input_prep, batch=True)
+                                       output=self.output, input_prep=self.input_prep, batch=True,
+                                       contexts=[patch_context(p, self.temporal) for p in patches])
             except Exception:
                 results = [self._one(plan, p) for p in patches]
         else:
@@ -107,7 +108,8 @@ class Inference:
     def _one(self, plan: ModelPlan, patch):
         try:
             return embed_inputs(plan.embedder, [patch.data], sensor=plan.sensor, output=self.output,
-                                input_prep=self.input_prep, batch=False)[0]
+                                input_prep=self.input_prep, batch=False,
+                                contexts=[patch_context(patch, self.temporal)])[0]
         except Exception as exc:
             return exc
 

@@ -136,7 +136,7 @@ def build_job(*, spatials, temporal, models, out, layout, out_dir, out_path, nam
         raise SpecError(f"backend must be a provider name such as 'auto', 'local' or 'gee', got {backend!r}")
     dev = resolve_device(device)
     plans = plan_models(models, sensor=sensor, per_model_sensors=per_model_sensors,
-                        modality=modality, device=device)
+                        modality=modality, device=device, temporal=temporal)
     groups = group_inputs(plans)
     provider = get_provider(provider_arg)
     backend_name = resolve_backend(provider_arg) if not isinstance(provider_arg, Provider) else (

@@ -69,8 +69,12 @@ def _as_request(item: Any, i: int) -> ExportModelRequest:
 
 def plan_models(models: Any, *, sensor: Optional[SensorSpec],
                 per_model_sensors: Optional[Mapping[str, SensorSpec]],
-                modality: Optional[str], device: str) -> List[ModelPlan]:
-    """Check the model list and resolve every model's sensor (no imagery is touched)."""
+                modality: Optional[str], device: str, temporal=None) -> List[ModelPlan]:
+    """Check the model list and resolve every model's sensor (no imagery is touched).
+
+    Each model also checks the time window (``resolve_temporal``): a product with fixed
+    periods warns or refuses here, before the first fetch.
+    """
     if isinstance(models, (str, ExportModelRequest)):
         raise SpecError(f"models must be a list of model names, got {models!r}; did you mean [{models!r}]?")
     if not isinstance(models, Sequence) or len(models) == 0:
@@ -115,6 +119,7 @@ def plan_models(models: Any, *, sensor: Optional[SensorSpec],
     plans: List[ModelPlan] = []
     for i, r in enumerate(requests):
         embedder = _models.get_embedder(canon[i], device=device, **(r.model_config or {}))
+        embedder.resolve_temporal(temporal)
         chosen = r.sensor or overrides.get(i) or (None if r.fetch is not None else sensor)
         used = resolve_sensor(embedder, sensor=chosen, fetch=r.fetch, modality=r.modality or modality)
         if used is None:

@@ -57,6 +57,9 @@ class Embedder(ABC):
 
     name: ClassVar[str] = ""
     has_batch: ClassVar[bool] = False
+    #: embed/embed_batch take ``context=``/``contexts=`` (where and when, see
+    #: :func:`rs_embed.inference.patch_context`)
+    accepts_context: ClassVar[bool] = False
     _describe_cache: ClassVar[Optional[dict]] = None
 
     def __init__(self, *, device: str = "auto", **model_config: Any):

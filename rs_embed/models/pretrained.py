@@ -73,6 +73,8 @@ def tokens_to_grid(tokens, h: int, w: int):
 class PretrainedEmbedder(Embedder):
     """Base of the torch model families; see the module docstring."""
 
+    accepts_context = True
+
     has_batch = True
     #: Python modules the family imports (checked before any work starts)
     requires: ClassVar[Tuple[str, ...]] = ("torch",)
