@@ -52,7 +52,7 @@ def resolve_sensor(embedder: Embedder, *, sensor: Optional[SensorSpec] = None,
         raise ModelError(f"fetch must be a FetchSpec, got {type(fetch).__name__}: {fetch!r}")
     mod = normalize_modality(modality)
     if mod is not None:
-        supported = [normalize_modality(m) for m in (embedder.describe().get("modalities") or [])]
+        supported = [normalize_modality(m) for m in (embedder.capabilities().get("modalities") or [])]
         if supported and mod not in supported:
             raise ModelError(
                 f"model {embedder.name!r} does not support modality={modality!r}; supported: {supported}")
@@ -162,7 +162,7 @@ def embedding_meta(*, model: str, embedder: Embedder, result: EmbedResult, backe
                    output: OutputSpec, input_prep: Optional[InputPrepSpec],
                    patch: Optional[Patch] = None) -> dict:
     """The stable ``Embedding.meta`` fields, then whatever the model added."""
-    desc = embedder.describe()
+    desc = embedder.capabilities()
     spec = InputPrepSpec.coerce(input_prep) or InputPrepSpec.resize()
     data = result.data
     meta: dict = {

@@ -102,10 +102,21 @@ class Embedder(ABC):
             out[key] = value
         return out
 
+    def capabilities(self) -> dict:
+        """``describe()`` computed once per instance, for read-only use on hot paths.
+
+        ``describe()`` hands out deep copies (callers may edit them); the engine reads
+        a few fields per point and must not pay a copy each time.
+        """
+        caps = self.__dict__.get("_capabilities")
+        if caps is None:
+            caps = self.__dict__["_capabilities"] = self.describe()
+        return caps
+
     def default_sensor(self) -> Optional[SensorSpec]:
         """The sensor this model reads when the caller gives none."""
-        inputs = self.describe().get("inputs") or {}
-        defaults = self.describe().get("defaults") or {}
+        inputs = self.capabilities().get("inputs") or {}
+        defaults = self.capabilities().get("defaults") or {}
         if not inputs.get("collection"):
             return None
         return SensorSpec(
@@ -124,7 +135,7 @@ class Embedder(ABC):
     @property
     def image_size(self) -> Optional[int]:
         """Fixed square input size in pixels, or None when any size is accepted."""
-        return (self.describe().get("defaults") or {}).get("image_size")
+        return (self.capabilities().get("defaults") or {}).get("image_size")
 
     # -- inference -------------------------------------------------------------
     @abstractmethod
