@@ -88,7 +88,8 @@ class Model:
                                     desc=f"fetch {self.name}", leave=False, disable=len(rois) < 8))
         results = embed_inputs(emb, [p.data for p in patches], sensor=sensor_used, output=output,
                                input_prep=prep, batch=True,
-                               contexts=[patch_context(p, temporal) for p in patches])
+                               contexts=([patch_context(p, temporal) for p in patches]
+                                         if emb.accepts_context else None))
         return [to_embedding(model=self.name, embedder=emb, result=r, backend=backend_name,
                              sensor=sensor_used, temporal=temporal, output=output,
                              input_prep=prep, patch=p)

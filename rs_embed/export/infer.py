@@ -89,7 +89,7 @@ class Inference:
             try:
                 results = embed_inputs(plan.embedder, [p.data for p in patches], sensor=plan.sensor,
                                        output=self.output, input_prep=self.input_prep, batch=True,
-                                       contexts=[patch_context(p, self.temporal) for p in patches])
+                                       contexts=self._contexts(plan, patches))
             except Exception:
                 results = [self._one(plan, p) for p in patches]
         else:
@@ -105,11 +105,17 @@ class Inference:
                 out[i] = _failed(exc, "infer")
         return out
 
+    def _contexts(self, plan: ModelPlan, patches) -> Optional[List[dict]]:
+        """Where and when, only for models that use it (it costs a reprojection)."""
+        if not plan.embedder.accepts_context:
+            return None
+        return [patch_context(p, self.temporal) for p in patches]
+
     def _one(self, plan: ModelPlan, patch):
         try:
             return embed_inputs(plan.embedder, [patch.data], sensor=plan.sensor, output=self.output,
                                 input_prep=self.input_prep, batch=False,
-                                contexts=[patch_context(patch, self.temporal)])[0]
+                                contexts=self._contexts(plan, [patch]))[0]
         except Exception as exc:
             return exc
 

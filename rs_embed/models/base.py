@@ -8,6 +8,8 @@ bands the embedder declares and hands them over as ``input_chw``.
 from __future__ import annotations
 
 import copy
+import os
+import sys
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -27,6 +29,18 @@ class EmbedResult:
     meta: Dict[str, Any] = field(default_factory=dict)
 
 
+def _gpu_may_exist() -> bool:
+    """A cheap look for GPU device nodes, so ``auto`` need not import torch (~1 s) to say cpu.
+
+    Only Linux is judged here (NVIDIA, ROCm and WSL nodes); elsewhere torch decides.
+    """
+    if os.environ.get("CUDA_VISIBLE_DEVICES") in ("", "-1"):
+        return False
+    if not sys.platform.startswith("linux"):
+        return True
+    return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0", "/dev/kfd", "/dev/dxg"))
+
+
 def resolve_device(device: str) -> str:
     """``auto`` → ``cuda`` when a GPU is visible (and torch installed), else ``cpu``."""
     if device not in ("auto", "cpu", "cuda", "mps") and not str(device).startswith("cuda:"):
@@ -40,6 +54,8 @@ def resolve_device(device: str) -> str:
             if not torch.cuda.is_available():
                 raise ModelError(f"device={device!r} was asked for but torch sees no CUDA GPU")
         return device
+    if "torch" not in sys.modules and not _gpu_may_exist():
+        return "cpu"
     try:
         import torch
     except ImportError:

@@ -25,3 +25,18 @@ def test_specs_and_model_catalog_are_light():
                          "rs_embed.TemporalSpec.year(2020)\nrs_embed.list_models()\n"
                          "rs_embed.describe_model('rcf')")
     assert not [m for m in HEAVY if m in mods and m not in ("pyproj",)]
+
+
+def test_weight_free_spectral_runs_without_importing_torch():
+    from rs_embed.models.base import _gpu_may_exist
+
+    if _gpu_may_exist():
+        import pytest
+
+        pytest.skip("a GPU device node exists: device='auto' rightly asks torch")
+    mods = _loaded_after(
+        "import rs_embed\nfrom rs_embed import PointBuffer, get_embedding\n"
+        "e = get_embedding('spectral', spatial=PointBuffer(-75.62, 37.67, 200),\n"
+        "                  temporal=rs_embed.sample.TEMPORAL, backend='local')\n"
+        "assert e.meta['device'] == 'cpu'")
+    assert "torch" not in mods
