@@ -47,22 +47,29 @@ class Inference:
         self.output = output
         self.input_prep = input_prep
         self.batch = device_batch
-        self._shared = {
-            "temporal": temporal.to_dict() if temporal is not None else None,
-            "output": output.to_dict(),
-            "input_prep": input_prep.to_dict(),
-        }
+        self._last: Dict[tuple, Any] = {}  # (model, key path) -> the last value seen there
+
+    def _share(self, path: tuple, value: Any) -> Any:
+        """Reuse the previous point's object wherever this point's value equals it.
+
+        Most of a meta (sensor, window, band names, dimension names, scene ids...) is
+        the same at every point; sharing it keeps the manifests of a 100k-point run,
+        which the caller gets back, from holding 100k copies.
+        """
+        if isinstance(value, (dict, list, str)):
+            prev = self._last.get(path)
+            if prev is not None and type(prev) is type(value) and prev == value:
+                return prev
+            if isinstance(value, dict) and len(path) < 4:
+                value = {k: self._share(path + (k,), v) for k, v in value.items()}
+            self._last[path] = value
+        return value
 
     def _meta(self, plan: ModelPlan, result, patch) -> dict:
         meta = embedding_meta(model=plan.canonical, embedder=plan.embedder, result=result,
                               backend=self.backend, sensor=plan.sensor, temporal=self.temporal,
                               output=self.output, input_prep=self.input_prep, patch=patch)
-        # share identical sub-dicts between points: keeps 100k-point runs small in memory
-        shared = dict(self._shared, sensor=plan.sensor_dict, model_config=plan.config)
-        for k, v in shared.items():
-            if k in meta and meta[k] == v:
-                meta[k] = v
-        return meta
+        return self._share((plan.key,), meta)
 
     def run(self, plan: ModelPlan, fetched: Dict[int, Dict[int, FetchResult]],
             batch: bool) -> Dict[int, ModelOutcome]:
