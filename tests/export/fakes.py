@@ -13,7 +13,7 @@ from rs_embed.geometry import roi_grid
 from rs_embed.models import register_model
 from rs_embed.models.base import EmbedResult, Embedder
 from rs_embed.providers.base import Patch, Provider
-from rs_embed.specs import PointBuffer, SensorSpec
+from rs_embed.specs import PointBuffer, SensorSpec, TemporalSpec
 
 BANDS = ("B2", "B3", "B4", "B8")
 COLLECTION = "FAKE/S2"
@@ -160,3 +160,13 @@ for _cls in (StatsEmbedder, OtherStatsEmbedder, RedStatsEmbedder):
 def points(n: int, buffer_m: float = 40.0, lon0: float = 11.0, lat0: float = 46.0):
     """``n`` distinct PointBuffers (small: 8x8 px at 10 m by default)."""
     return [PointBuffer(lon0 + 0.01 * i, lat0 + 0.005 * (i % 7), buffer_m) for i in range(n)]
+
+
+T = TemporalSpec.range("2022-06-01", "2022-09-01")
+
+
+def ex(base: dict, **kw):
+    """``export_batch`` with ``base`` overridden by ``kw``."""
+    from rs_embed import export_batch
+
+    return export_batch(**{**base, **kw})

@@ -9,7 +9,7 @@ import pytest
 from rs_embed import (ExportConfig, ExportModelRequest, ExportTarget, InputPrepSpec, ModelError,
                       OutputSpec, PointBuffer, SensorSpec, SpecError, export_batch, export_npz)
 
-from conftest import T
+from fakes import T
 
 
 def _rejects(exc_type, match, provider, tmp_path, **kw):

@@ -9,7 +9,7 @@ import rs_embed
 from rs_embed import OutputSpec, get_embedding, get_embeddings_batch, load_export
 
 import fakes
-from conftest import T, ex
+from fakes import T, ex
 
 
 def _cases():

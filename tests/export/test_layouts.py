@@ -13,7 +13,7 @@ import pytest
 from rs_embed import ExportTarget, OutputSpec, export_npz, load_export
 
 import fakes
-from conftest import T, ex
+from fakes import T, ex
 
 PER_ITEM_TOP = {"created_at", "point_index", "status", "backend", "device", "models", "spatial", "temporal",
                 "output", "package_version", "summary", "request_fingerprint", "manifest_path"}

@@ -12,7 +12,7 @@ import pytest
 from rs_embed import ExportResult, load_export
 
 import fakes
-from conftest import T, ex
+from fakes import T, ex
 
 MODELS = ["fake_stats", "fake_red"]
 

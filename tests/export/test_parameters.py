@@ -11,7 +11,7 @@ import pytest
 from rs_embed import BBox, InputPrepSpec, ModelError, OutputSpec, SensorSpec, load_export
 
 import fakes
-from conftest import T, ex
+from fakes import T, ex
 
 
 def _kw(prov=None, n=4, **extra):

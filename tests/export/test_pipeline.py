@@ -12,7 +12,7 @@ import pytest
 from rs_embed import load_export
 
 import fakes
-from conftest import T, ex
+from fakes import T, ex
 
 
 def test_fetch_pool_uses_num_workers(tmp_path):

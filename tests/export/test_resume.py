@@ -14,7 +14,7 @@ from rs_embed import OutputSpec, ProviderError, TemporalSpec, load_export
 from rs_embed.io.manifest import PointFingerprints, request_fingerprint
 
 import fakes
-from conftest import T, ex
+from fakes import T, ex
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MODELS = ["fake_stats", "fake_red"]
