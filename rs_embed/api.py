@@ -11,7 +11,7 @@ from typing import Any, List, Optional, Sequence
 
 from . import models as _models
 from .errors import ModelError, SpecError
-from .inference import embed_inputs, patch_context, resolve_sensor, to_embedding
+from .inference import check_backend, embed_inputs, patch_context, resolve_sensor, to_embedding
 from .input_checks import check_input_patch
 from .providers import Provider, get_provider, resolve_backend
 from .specs import (Embedding, FetchSpec, InputPrepSpec, OutputSpec, SensorSpec, SpatialSpec,
@@ -70,8 +70,9 @@ class Model:
         sensor_used = resolve_sensor(emb, sensor=sensor, fetch=fetch, modality=modality)
         if sensor_used is None:
             raise ModelError(f"model {self.name!r} declares no input sensor; pass sensor=SensorSpec(...)")
-        provider: Provider = get_provider(self.backend)
         backend_name = resolve_backend(self.backend)
+        check_backend(emb, backend_name)
+        provider: Provider = get_provider(self.backend)
 
         def fetch_one(roi):
             patch = provider.fetch(roi, temporal, sensor_used)

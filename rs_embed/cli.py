@@ -186,12 +186,12 @@ def cmd_export(args) -> int:
     if args.sample:
         from . import sample
 
-        pts = sample.points()
+        pts = sample.points() if args.buffer_m is None else sample.points(args.buffer_m)
         spatials = [p.spatial for p in pts]
         raw_names = [p.name for p in pts]
         fallback = sample.TEMPORAL
     else:
-        spatials, raw_names = read_rois(args.rois, args.buffer_m)
+        spatials, raw_names = read_rois(args.rois, 1000.0 if args.buffer_m is None else args.buffer_m)
     temporal = _temporal(args, fallback)
     layout = args.layout or ("combined" if args.out.lower().endswith((".npz", ".nc")) else "per_item")
     fmt = args.format or ("netcdf" if args.out.lower().endswith(".nc") else "npz")
@@ -327,8 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
     src = e.add_argument_group("what to export")
     src.add_argument("--rois", metavar="FILE", help="CSV (lon,lat[,name]) or GeoJSON of points")
     src.add_argument("--sample", action="store_true", help="the points of the embedded Sentinel-2 sample")
-    src.add_argument("--buffer-m", type=float, default=1000.0, metavar="M",
-                     help="half side of the square around each point, metres (default 1000: 2 km x 2 km)")
+    src.add_argument("--buffer-m", type=float, default=None, metavar="M",
+                     help="half side of the square around each point, metres (default 1000: 2 km x 2 km; "
+                          "with --sample at most and by default 500)")
     src.add_argument("--models", required=True, metavar="A,B", help="comma-separated model names (rs-embed models)")
     src.add_argument("--start", metavar="YYYY-MM-DD", help="window start (inclusive)")
     src.add_argument("--end", metavar="YYYY-MM-DD", help="window end (exclusive)")

@@ -38,6 +38,21 @@ def normalize_modality(modality: Optional[str]) -> Optional[str]:
     return _MODALITY_ALIASES.get(key, key)
 
 
+def check_backend(embedder: Embedder, backend: str) -> None:
+    """Refuse up front a built-in backend the model cannot read from (e.g. ``gse`` on local).
+
+    Custom provider instances are trusted: the model cannot know what they serve.
+    """
+    allowed = embedder.capabilities().get("backend")
+    if not allowed or backend not in ("local", "gee") or backend in allowed:
+        return
+    needed = [b for b in allowed if b != "auto"]
+    raise ModelError(
+        f"model {embedder.name!r} cannot read from backend {backend!r}: it needs "
+        f"backend={needed[0]!r}" + (f" (supported: {needed})" if len(needed) > 1 else "")
+        + (" (backend='auto' resolved to 'local' here)" if backend == "local" else ""))
+
+
 def resolve_sensor(embedder: Embedder, *, sensor: Optional[SensorSpec] = None,
                    fetch: Optional[FetchSpec] = None,
                    modality: Optional[str] = None) -> Optional[SensorSpec]:
@@ -194,5 +209,5 @@ def to_embedding(**kwargs: Any) -> Embedding:
     return Embedding(data=result.data, meta=embedding_meta(**kwargs))
 
 
-__all__ = ["resolve_sensor", "embed_inputs", "patch_context", "embedding_meta", "to_embedding",
+__all__ = ["check_backend", "resolve_sensor", "embed_inputs", "patch_context", "embedding_meta", "to_embedding",
            "normalize_modality"]

@@ -17,6 +17,7 @@ from ..models.base import resolve_device
 from ..providers import Provider, get_provider, list_providers, resolve_backend
 from ..specs import (InputPrepSpec, OutputSpec, SpatialSpec, TemporalSpec, check_output,
                      check_spatial, check_temporal)
+from ..inference import check_backend
 from .plan import InputGroup, ModelPlan, group_inputs, plan_models
 from .requests import ExportConfig, ResolvedTarget, check_run_options, resolve_target
 
@@ -138,9 +139,12 @@ def build_job(*, spatials, temporal, models, out, layout, out_dir, out_path, nam
     plans = plan_models(models, sensor=sensor, per_model_sensors=per_model_sensors,
                         modality=modality, device=device, temporal=temporal)
     groups = group_inputs(plans)
-    provider = get_provider(provider_arg)
     backend_name = resolve_backend(provider_arg) if not isinstance(provider_arg, Provider) else (
         provider_arg.name or type(provider_arg).__name__)
+    if not isinstance(provider_arg, Provider):
+        for p in plans:
+            check_backend(p.embedder, backend_name)
+    provider = get_provider(provider_arg)
     item_names = (resolved.names if resolved.names is not None
                   else [default_item_name(i) for i in range(len(rois))])
     return ExportJob(spatials=rois, spatial_dicts=[s.to_dict() for s in rois], temporal=temporal,

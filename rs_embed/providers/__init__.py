@@ -8,6 +8,8 @@ Built-in providers are named here and imported only when first used, so
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import threading
 import warnings
 from importlib.metadata import entry_points
@@ -91,10 +93,20 @@ def resolve_backend(backend: Union[str, Provider]) -> str:
 _warned: set = set()
 
 
+def _caller_stacklevel() -> int:
+    """The stacklevel of the first frame outside rs_embed, so a warning points at user code."""
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(pkg + os.sep):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def _warn_auto_once(reason: str) -> None:
     if reason not in _warned:
         _warned.add(reason)
-        warnings.warn(f"backend='auto' uses the local provider: {reason}", stacklevel=3)
+        warnings.warn(f"backend='auto' uses the local provider: {reason}",
+                      stacklevel=_caller_stacklevel())
 
 
 def get_provider(backend: Union[str, Provider] = "auto") -> Provider:

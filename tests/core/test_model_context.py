@@ -54,3 +54,12 @@ def test_annual_product_refuses_an_uncovered_year_before_any_file_is_written(tmp
         export_batch(spatials=[ROI], temporal=TemporalSpec.year(2010), models=["gse"],
                      out=str(tmp_path / "g"), layout="combined", backend="local", show_progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_precomputed_product_refuses_a_backend_it_cannot_read(tmp_path):
+    with pytest.raises(ModelError, match=r"'gse' cannot read from backend 'local'.*backend='gee'"):
+        get_embedding("gse", spatial=ROI, temporal=TemporalSpec.year(2020), backend="local")
+    with pytest.raises(ModelError, match=r"'gse' cannot read from backend 'local'"):
+        export_batch(spatials=[ROI], temporal=TemporalSpec.year(2020), models=["rcf", "gse"],
+                     out=str(tmp_path / "g"), layout="combined", backend="local", show_progress=False)
+    assert list(tmp_path.iterdir()) == []

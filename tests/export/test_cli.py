@@ -154,3 +154,17 @@ def test_console_script_runs():
     cmd = [exe] if os.path.exists(exe) else [sys.executable, "-m", "rs_embed.cli"]
     proc = subprocess.run(cmd + ["--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "export" in proc.stdout and "inspect" in proc.stdout
+
+
+def test_sample_export_honours_buffer_m(tmp_path):
+    import json
+
+    from rs_embed.cli import main
+
+    out = tmp_path / "s.npz"
+    assert main(["export", "--sample", "--buffer-m", "250", "--models", "spectral", "--backend", "local",
+                 "--out", str(out), "--no-progress"]) == 0
+    man = json.loads((tmp_path / "s.json").read_text())
+    assert {s["buffer_m"] for s in man["spatials"]} == {250.0}
+    assert main(["export", "--sample", "--buffer-m", "1000", "--models", "spectral", "--backend", "local",
+                 "--out", str(tmp_path / "t.npz"), "--no-progress"]) == 2

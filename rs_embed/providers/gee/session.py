@@ -42,7 +42,9 @@ AUTH_HELP = (
     "  - rs_embed.providers.gee.initialize(project='my-project')\n"
     "  - the EE_PROJECT (or GOOGLE_CLOUD_PROJECT) environment variable\n"
     "  - earthengine set_project my-project\n"
-    "See https://developers.google.com/earth-engine/guides/auth")
+    "See https://developers.google.com/earth-engine/guides/auth\n"
+    "Without Earth Engine, pass backend='local' (the embedded Sentinel-2 sample or your own "
+    "rasters) or backend='auto'.")
 
 
 def import_ee():
