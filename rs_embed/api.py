@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, List, Optional, Sequence
 
 from . import models as _models
-from .errors import ModelError, SpecError
+from .errors import ModelError, SpecError, warn
 from .inference import check_backend, embed_inputs, patch_context, resolve_sensor, to_embedding
 from .input_checks import check_input_patch
 from .providers import Provider, get_provider, resolve_backend
@@ -87,6 +87,7 @@ class Model:
             with ThreadPoolExecutor(min(_FETCH_WORKERS, len(rois))) as pool:
                 patches = list(tqdm(pool.map(fetch_one, rois), total=len(rois),
                                     desc=f"fetch {self.name}", leave=False, disable=len(rois) < 8))
+        _warn_mostly_empty(patches, rois)
         results = embed_inputs(emb, [p.data for p in patches], sensor=sensor_used, output=output,
                                input_prep=prep, batch=True,
                                contexts=([patch_context(p, temporal) for p in patches]
@@ -95,6 +96,20 @@ class Model:
                              sensor=sensor_used, temporal=temporal, output=output,
                              input_prep=prep, patch=p)
                 for r, p in zip(results, patches)]
+
+
+#: a patch with at least this share of filled (nodata) pixels is worth a warning
+MOSTLY_EMPTY = 0.5
+
+
+def _warn_mostly_empty(patches, rois) -> None:
+    """Say so when ROIs fall mostly outside the imagery: their embeddings describe fill."""
+    bad = [i for i, p in enumerate(patches) if (p.meta.get("nodata_fraction") or 0.0) >= MOSTLY_EMPTY]
+    if bad:
+        shown = ", ".join(f"#{i} ({patches[i].meta['nodata_fraction']:.0%})" for i in bad[:5])
+        more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+        warn(f"{len(bad)} of {len(rois)} patch(es) are mostly nodata, filled with fill_value: "
+             f"{shown}{more}; the ROI lies partly outside the imagery or under masked pixels")
 
 
 def get_embedding(model: str, *, spatial: SpatialSpec, temporal: Optional[TemporalSpec] = None,

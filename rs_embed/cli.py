@@ -196,6 +196,9 @@ def cmd_export(args) -> int:
     layout = args.layout or ("combined" if args.out.lower().endswith((".npz", ".nc")) else "per_item")
     fmt = args.format or ("netcdf" if args.out.lower().endswith(".nc") else "npz")
     names = _names(raw_names) if layout == "per_item" else None
+    if layout != "per_item" and any(n is not None for n in raw_names):
+        print("rs-embed: note: ROI names name the files of the per_item layout; a combined "
+              "file keeps the ROIs in input order", file=sys.stderr)
     result = export_batch(
         spatials=spatials, temporal=temporal, models=_models(args.models), out=args.out, layout=layout,
         names=names, backend=args.backend, device=args.device,

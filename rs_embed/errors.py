@@ -6,6 +6,10 @@ one subclass per layer so a message says where things went wrong.
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
+
 
 class RsEmbedError(Exception):
     """Base class of every error rs_embed raises deliberately."""
@@ -31,4 +35,13 @@ class ProviderError(RsEmbedError):
         self.transient = transient
 
 
-__all__ = ["RsEmbedError", "SpecError", "ModelError", "ProviderError"]
+def warn(message: str, category: type = UserWarning) -> None:
+    """``warnings.warn`` pointing at the user's line, not at rs_embed's internals."""
+    pkg = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(pkg):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level + 1)
+
+
+__all__ = ["RsEmbedError", "SpecError", "ModelError", "ProviderError", "warn"]

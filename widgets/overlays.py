@@ -212,6 +212,8 @@ def embedding_overlay(source, model: Optional[str] = None, item=0, *, opacity: f
         raise ValueError(f"{model!r} was exported as pooled vectors {emb.shape}; "
                          "export with output=OutputSpec.grid() for a map overlay")
     names = ev.item_names(res, names)
+    if isinstance(item, str) and item not in names:
+        raise ValueError(f"no ROI named {item!r} in this export; its ROIs are {list(names)}")
     i = names.index(item) if isinstance(item, str) else ev.select(res.n_items, [item], 1)[0]
     ok = [j for j in range(res.n_items) if np.isfinite(emb[j]).any()]
     if i not in ok:

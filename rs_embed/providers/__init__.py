@@ -8,14 +8,11 @@ Built-in providers are named here and imported only when first used, so
 from __future__ import annotations
 
 import importlib
-import os
-import sys
 import threading
-import warnings
 from importlib.metadata import entry_points
 from typing import Callable, Dict, Optional, Union
 
-from ..errors import ProviderError, SpecError
+from ..errors import ProviderError, SpecError, warn
 from .base import Patch, Provider
 
 _BUILTIN: Dict[str, str] = {
@@ -93,20 +90,10 @@ def resolve_backend(backend: Union[str, Provider]) -> str:
 _warned: set = set()
 
 
-def _caller_stacklevel() -> int:
-    """The stacklevel of the first frame outside rs_embed, so a warning points at user code."""
-    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    frame, level = sys._getframe(1), 1
-    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(pkg + os.sep):
-        frame, level = frame.f_back, level + 1
-    return level
-
-
 def _warn_auto_once(reason: str) -> None:
     if reason not in _warned:
         _warned.add(reason)
-        warnings.warn(f"backend='auto' uses the local provider: {reason}",
-                      stacklevel=_caller_stacklevel())
+        warn(f"backend='auto' uses the local provider: {reason}")
 
 
 def get_provider(backend: Union[str, Provider] = "auto") -> Provider:

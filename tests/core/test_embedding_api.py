@@ -123,3 +123,19 @@ def test_tiling_pads_a_patch_smaller_than_one_tile_and_honours_max_pooling():
     mx = get_embedding("rcf", spatial=ROI, temporal=T, backend="local",
                        output=OutputSpec.pooled("max"), input_prep=InputPrepSpec.tile(tile_size=128))
     assert (mx.data >= mean.data - 1e-6).all() and (mx.data > mean.data + 1e-6).any()
+
+
+def test_a_patch_mostly_outside_the_imagery_is_flagged_at_the_callers_line():
+    edge = PointBuffer(-75.58, 37.70, 1000)   # the scene ends inside this square
+    with pytest.warns(UserWarning, match=r"1 of 1 patch\(es\) are mostly nodata") as rec:
+        e = get_embedding("spectral", spatial=edge, temporal=T, backend="local")
+    assert e.meta["input"]["nodata_fraction"] >= 0.5
+    assert rec[0].filename == __file__
+
+
+def test_patches_inside_the_imagery_raise_no_warning():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        get_embedding("spectral", spatial=ROI, temporal=T, backend="local")
