@@ -79,6 +79,18 @@ class GSEEmbedder(Embedder):
 
     # -- time ------------------------------------------------------------------------
     @classmethod
+    def status(cls) -> dict:
+        """Ready when earthengine-api is installed; credentials are the gee backend's to check."""
+        import importlib.util
+
+        installed = importlib.util.find_spec("ee") is not None
+        return {"model": cls.name, "ready": installed, "extra_installed": installed,
+                "missing_packages": [] if installed else ["earthengine-api"],
+                "install": None if installed else "pip install 'rs_embed[gee]'",
+                "backend": "gee", "variants": {},
+                "note": "precomputed Earth Engine product: needs backend='gee' and Earth Engine credentials"}
+
+    @classmethod
     def resolve_temporal(cls, temporal: Optional[TemporalSpec]) -> TemporalSpec:
         """The calendar year to read: a year as given, a range's start year (with a warning)."""
         first, last = cls.coverage
