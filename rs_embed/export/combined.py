@@ -10,7 +10,9 @@ At the end the final file is assembled once: for ``.npz`` by copying the compres
 pieces into the zip (no recompression), for ``.nc`` by streaming rows into NetCDF
 variables. Arrays first, manifest last, both renamed into place. The shards are
 removed when every point succeeded and kept otherwise, so ``resume=True`` retries only
-the failed points.
+the failed points. A run that stops (``continue_on_error=False``, a failed checkpoint
+write) writes no final file; ``checkpoint.json`` then says ``stage: stopped`` and records
+the error.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from ..io.netcdf import (NC_LOCK, NcVar, NetCDFWriter, embedding_var, export_att
 from ..io.npz import (COMPRESSLEVEL, Piece, PieceReader, array_bytes, compress_piece,
                       inflate_piece, npy_header, write_npz_pieces)
 from .job import ExportJob, ensure_dir, package_version
-from .pipeline import Cancelled, Fetched, Outcomes, Timings, run_chunks
+from .pipeline import Cancelled, Fetched, Outcomes, Timings, run_chunks, stop_record
 from .progress import Progress
 from .writer import Writer
 
@@ -429,6 +431,40 @@ class CombinedExport:
         })
 
     # -------------------------------------------------------------------- run
+    def _write_checkpoint(self, stage: str, errors: Optional[List[dict]] = None) -> None:
+        job = self.job
+        write_json(os.path.join(self.parts, CHECKPOINT), json_safe({
+            "request_fingerprint": self.fingerprint, "level": self.level, "n_items": job.n_items,
+            "format": job.format, "created_at": self.created_at, "target": self.path,
+            "stage": stage, "resume_incomplete": stage != "done",
+            "errors": errors or [], "manifest_version": MANIFEST_VERSION}))
+
+    def _write_abort(self):
+        """A checkpoint that could not be written stops the export (there is no final
+        file to assemble without it)."""
+        with self._lock:
+            if not self.write_errors:
+                return None
+            chunk, err = self.write_errors[0]
+        return chunk[0], self._write_exception(chunk, err)
+
+    @staticmethod
+    def _write_exception(chunk: List[int], err: BaseException) -> OSError:
+        exc = OSError(f"writing the checkpoint of points {chunk[0]}..{chunk[-1]} failed: "
+                      f"{type(err).__name__}: {err}; run again with resume=True to continue")
+        exc.__cause__ = err
+        exc.point_index, exc.model, exc.stage = chunk[0], None, "write"  # type: ignore[attr-defined]
+        exc.cause = {"type": type(err).__name__, "message": str(err)}  # type: ignore[attr-defined]
+        return exc
+
+    def _stopped(self, stop) -> None:
+        """Record why the run stopped in the checkpoint (best effort), then raise."""
+        try:
+            self._write_checkpoint("stopped", [stop_record(stop)])
+        except OSError:
+            pass
+        raise stop[1]
+
     def run(self) -> dict:
         job = self.job
         ensure_dir(os.path.dirname(os.path.abspath(self.path)))
@@ -442,10 +478,7 @@ class CombinedExport:
         elif os.path.isdir(self.parts):
             shutil.rmtree(self.parts)
         os.makedirs(self.parts, exist_ok=True)
-        write_json(os.path.join(self.parts, CHECKPOINT), {
-            "request_fingerprint": self.fingerprint, "level": self.level, "n_items": job.n_items,
-            "format": job.format, "created_at": self.created_at, "target": self.path,
-            "manifest_version": MANIFEST_VERSION})
+        self._write_checkpoint("running")
         todo = [i for i in range(job.n_items) if not self._point_done(self.records.get(i))]
         self.resumed = job.n_items - len(todo)
         timings = Timings()
@@ -458,7 +491,7 @@ class CombinedExport:
         cancelled = False
         try:
             stop = run_chunks(job, todo, progress, timings, self._handle(writer, progress), batch=True,
-                              cancel=job.cancel)
+                              cancel=job.cancel, abort=self._write_abort)
         except Cancelled:
             stop, cancelled = None, True
         finally:
@@ -468,10 +501,10 @@ class CombinedExport:
                 progress.close()
         if self.write_errors:
             chunk, err = self.write_errors[0]
-            raise OSError(f"writing the checkpoint of points {chunk[0]}..{chunk[-1]} failed: "
-                          f"{type(err).__name__}: {err}; run again with resume=True to continue") from err
+            if stop is None or chunk[0] <= stop[0]:
+                stop = (chunk[0], self._write_exception(chunk, err))
         if stop is not None:
-            raise stop[1]
+            self._stopped(stop)
         t0 = time.perf_counter()
         if job.format == "npz":
             inputs_info, emb_info, keys = self._assemble_npz()

@@ -6,6 +6,11 @@ records the whole run (names, statuses, errors) so a reader knows ``n_items`` ev
 when trailing points failed. Resume skips a point only when its manifest says
 ``ok`` with the same request fingerprint and its array file is there; failed,
 partial and changed points are exported again.
+
+The run manifest lists the request fingerprint of every point (``point_fingerprints``):
+files left in the folder by another request (an earlier run with another window, say,
+that this run stopped before overwriting) stay on disk but are not part of this
+export, and the reader treats them as missing.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from ..io.netcdf import (crs_var, embedding_var, export_attrs, input_var, lonlat
                          write_netcdf)
 from ..io.npz import write_npz
 from .job import ExportJob, ensure_dir, package_version
-from .pipeline import Cancelled, Fetched, Outcomes, Timings, run_chunks
+from .pipeline import Cancelled, Fetched, Outcomes, Timings, run_chunks, stop_record
 from .progress import Progress
 from .writer import Writer
 
@@ -46,6 +51,7 @@ class PerItemExport:
         self._lock = threading.Lock()
         self.write_errors: Dict[int, BaseException] = {}
         self.resumed = 0
+        self.point_fingerprints = [self.fingerprints(d) for d in job.spatial_dicts]
         # one instance shared by every point's manifest (keeps 100k-point runs small)
         self._temporal = job.temporal.to_dict() if job.temporal is not None else None
         self._output = job.output.to_dict()
@@ -126,7 +132,7 @@ class PerItemExport:
             "summary": {"total_models": len(entries), "failed_models": n_failed,
                         "ok_models": len(entries) - n_failed},
             "errors": errors,
-            "request_fingerprint": self.fingerprints(job.spatial_dicts[i]),
+            "request_fingerprint": self.point_fingerprints[i],
             "layout": "per_item",
             "format": job.format,
             "manifest_version": MANIFEST_VERSION,
@@ -193,6 +199,54 @@ class PerItemExport:
             write_json(self.manifest_path(i), safe)
         self.manifests[i] = safe
 
+    def _mark_write_failed(self, manifest: dict, err: BaseException) -> dict:
+        """A point whose file could not be written: every model entry failed at stage
+        ``write`` (no file, no sha1), so the returned manifest, the run manifest and the
+        reader agree."""
+        info = {"type": type(err).__name__, "message": str(err), "stage": "write"}
+        text = _error_text(info)
+        i = manifest["point_index"]
+        for key in ("npz_path", "npz_keys", "nc_path", "nc_variables", "file_size", "manifest_path"):
+            manifest.pop(key, None)
+        errors = [e for e in manifest.get("errors") or []]
+        failed_models = {e.get("model") for e in errors}
+        for e in manifest["models"]:
+            e["status"] = "failed"
+            e["embedding"] = None
+            if e["input"] is not None:
+                e["input"] = dict(e["input"], npz_key=None, sha1=None)
+            if e["error_info"] is None:
+                e["error_info"], e["error"] = dict(info), text
+            if e["model"] not in failed_models:
+                errors.append({"point_index": i, "model": e["model"], **info})
+        n = len(manifest["models"])
+        manifest.update(status="failed", write_error=text, errors=errors,
+                        summary={"total_models": n, "failed_models": n, "ok_models": 0})
+        safe = json_safe(manifest)
+        if self.job.save_manifest:  # best effort: replaces a manifest of an earlier run
+            try:
+                write_json(self.manifest_path(i), safe)
+            except OSError:
+                pass
+        return safe
+
+    def _write_abort(self):
+        """With ``continue_on_error=False`` a failed write stops the export."""
+        if self.job.continue_on_error:
+            return None
+        with self._lock:
+            if not self.write_errors:
+                return None
+            i, err = min(self.write_errors.items())
+        return i, self._write_exception(i, err)
+
+    def _write_exception(self, i: int, err: BaseException) -> OSError:
+        exc = OSError(f"writing point {i} ({self.job.names[i]!r}) failed: {type(err).__name__}: {err}")
+        exc.__cause__ = err
+        exc.point_index, exc.model, exc.stage = i, None, "write"  # type: ignore[attr-defined]
+        exc.cause = {"type": type(err).__name__, "message": str(err)}  # type: ignore[attr-defined]
+        return exc
+
     def _handle(self, writer: Writer, progress: Progress):
         def handle(chunk: List[int], fetched: Fetched, outcomes: Outcomes) -> None:
             for i in chunk:
@@ -202,18 +256,18 @@ class PerItemExport:
 
                 def done(err, i=i, manifest=manifest):
                     if err is not None:
+                        safe = self._mark_write_failed(manifest, err)
                         with self._lock:
                             self.write_errors[i] = err
-                        manifest["status"] = "failed"
-                        manifest["write_error"] = f"{type(err).__name__}: {err}"
-                        self.manifests[i] = json_safe(manifest)
+                            self.manifests[i] = safe
                     progress.overall.update(1)
 
                 writer.submit(lambda i=i, a=arrays, f={i: point_fetch}, m=manifest: self._write_point(i, a, f, m), done)
         return handle
 
     # -------------------------------------------------------------------- run
-    def run_manifest(self, status: str, stage: str, timings: Optional[dict] = None) -> dict:
+    def run_manifest(self, status: str, stage: str, timings: Optional[dict] = None,
+                     stop_error: Optional[dict] = None) -> dict:
         job = self.job
         per_model: Dict[str, dict] = {m.name: {"model": m.name, "sensor": m.sensor_dict, "ok_points": 0,
                                                "failed_indices": []} for m in job.models}
@@ -233,9 +287,10 @@ class PerItemExport:
                 else:
                     pm["failed_indices"].append(i)
             errors.extend(man.get("errors") or [])
-            if man.get("write_error"):
-                errors.append({"point_index": i, "model": None, "type": "WriteError",
-                               "message": man["write_error"], "stage": "write"})
+        if stop_error is not None and not any(
+                e.get("point_index") == stop_error["point_index"] and e.get("model") == stop_error["model"]
+                and e.get("stage") == stop_error["stage"] for e in errors):
+            errors.append(stop_error)
         for pm in per_model.values():
             pm["status"] = ("ok" if not pm["failed_indices"] and pm["ok_points"] == job.n_items else
                             "failed" if pm["ok_points"] == 0 else "partial")
@@ -245,6 +300,8 @@ class PerItemExport:
             "layout": "per_item",
             "status": status,
             "stage": stage,
+            "resume_incomplete": stage != "done",
+            "stop_error": stop_error,
             "backend": job.backend,
             "device": job.device_resolved,
             "format": job.format,
@@ -257,6 +314,7 @@ class PerItemExport:
             "input_prep": job.input_prep.to_dict(),
             "models": list(per_model.values()),
             "request_fingerprint": request_fingerprint({**job.fingerprint_common(), "spatials": job.spatial_dicts}),
+            "point_fingerprints": self.point_fingerprints,
             "summary": {"total_points": job.n_items, "ok_points": counts["ok"],
                         "partial_points": counts["partial"], "failed_points": counts["failed"],
                         "missing_points": counts["missing"], "resumed_points": self.resumed},
@@ -273,15 +331,15 @@ class PerItemExport:
         todo = []
         for i in range(job.n_items):
             if job.resume:
-                m = self._finished(i, self.fingerprints(job.spatial_dicts[i]))
+                m = self._finished(i, self.point_fingerprints[i])
                 if m is not None:
                     self.manifests[i] = m
                     self.resumed += 1
                     continue
             todo.append(i)
         run_path = os.path.join(self.dir, K.RUN_MANIFEST)
-        if job.resume and not todo:
-            return self._finish(run_path, None, Timings(), None, write_run=not os.path.isfile(run_path))
+        if job.resume and not todo:  # nothing to do, but the run manifest must say so
+            return self._finish(run_path, None, Timings(), None)
         if job.save_manifest:
             write_json(run_path, self.run_manifest("running", "running"))
         timings = Timings()
@@ -295,7 +353,7 @@ class PerItemExport:
         stop, cancelled = None, False
         try:
             stop = run_chunks(job, todo, progress, timings, self._handle(writer, progress),
-                              batch=job.per_item_batch, cancel=job.cancel)
+                              batch=job.per_item_batch, cancel=job.cancel, abort=self._write_abort)
         except Cancelled:
             cancelled = True
         finally:
@@ -306,21 +364,25 @@ class PerItemExport:
         return self._finish(run_path, stop, timings, writer, cancelled=cancelled)
 
     def _finish(self, run_path: str, stop, timings: Timings, writer: Optional[Writer],
-                write_run: bool = True, cancelled: bool = False) -> List[dict]:
+                cancelled: bool = False) -> List[dict]:
         job = self.job
+        if self.write_errors and not job.continue_on_error:
+            # a write failed: the export stops there, even when it was noticed only after
+            # the last point (or after another stop of a later point)
+            i, err = min(self.write_errors.items())
+            if stop is None or i <= stop[0]:
+                stop = (i, self._write_exception(i, err))
         statuses = [m["status"] if m is not None else "failed" for m in self.manifests]
         status = aggregate_status(statuses)
         if stop is not None:
             status = "failed"
         stage = "stopped" if stop is not None else ("cancelled" if cancelled else "done")
-        if job.save_manifest and write_run:
+        if job.save_manifest:  # always rewritten: a resume or a crash must not leave it stale
             write_json(run_path, self.run_manifest(status, stage,
-                                                   timings.as_dict(writer.seconds if writer else 0.0)))
+                                                   timings.as_dict(writer.seconds if writer else 0.0),
+                                                   stop_record(stop) if stop is not None else None))
         if stop is not None:
             raise stop[1]
-        if self.write_errors and not job.continue_on_error:
-            i, err = min(self.write_errors.items())
-            raise OSError(f"writing point {i} ({job.names[i]!r}) failed: {type(err).__name__}: {err}") from err
         return self.manifests  # type: ignore[return-value]
 
 

@@ -49,6 +49,7 @@ def failure_error(job: ExportJob, i: int, model: Optional[str], out: ModelOutcom
     exc = out.exc
     where = f"point {i} ({job.names[i]!r})" + (f", model {model!r}" if model else "")
     msg = f"export failed at {where} during {out.stage}: {type(exc).__name__}: {exc}"
+    stage, cause_type, cause_msg = out.stage, type(exc).__name__, str(exc)
     if isinstance(exc, ProviderError):
         err: Exception = ProviderError(msg, transient=exc.transient)
     elif isinstance(exc, ModelError):
@@ -57,7 +58,19 @@ def failure_error(job: ExportJob, i: int, model: Optional[str], out: ModelOutcom
         err = ExportError(msg, point_index=i, model=model)
     err.point_index = i  # type: ignore[attr-defined]
     err.model = model  # type: ignore[attr-defined]
+    err.stage = stage  # type: ignore[attr-defined]
+    err.cause = {"type": cause_type, "message": cause_msg}  # type: ignore[attr-defined]
     return err
+
+
+def stop_record(stop: Tuple[int, Exception]) -> dict:
+    """The run manifest's record of why an export stopped: point, model, type, message."""
+    i, err = stop
+    cause = getattr(err, "cause", None) or {"type": type(err).__name__, "message": str(err)}
+    return {"point_index": getattr(err, "point_index", i), "model": getattr(err, "model", None),
+            "type": cause["type"], "message": cause["message"],
+            "stage": getattr(err, "stage", None) or "stopped", "stopped": True,
+            "raised": f"{type(err).__name__}: {err}"}
 
 
 def bad_input_error(job: ExportJob, i: int, fetched: Fetched) -> Optional[Exception]:
@@ -71,6 +84,7 @@ def bad_input_error(job: ExportJob, i: int, fetched: Fetched) -> Optional[Except
                 "(fail_on_bad_input=True)")
             err.point_index = i  # type: ignore[attr-defined]
             err.model = g.owner.name  # type: ignore[attr-defined]
+            err.stage = "input_check"  # type: ignore[attr-defined]
             return err
     return None
 
@@ -85,6 +99,8 @@ def first_failure(job: ExportJob, chunk: Sequence[int], outcomes: Outcomes) -> O
 
 
 ChunkHandler = Callable[[List[int], Fetched, Outcomes], None]
+#: polled between points/chunks: ``(point, error)`` when the export must stop now
+Abort = Callable[[], Optional[Tuple[int, Exception]]]
 
 
 class Cancelled(Exception):
@@ -92,7 +108,8 @@ class Cancelled(Exception):
 
 
 def run_chunks(job: ExportJob, todo: Sequence[int], progress: Progress, timings: Timings,
-               handle: ChunkHandler, *, batch: bool, cancel=None) -> Optional[Tuple[int, Exception]]:
+               handle: ChunkHandler, *, batch: bool, cancel=None,
+               abort: Optional[Abort] = None) -> Optional[Tuple[int, Exception]]:
     """Fetch, embed and hand over ``todo`` chunk by chunk; ``handle(chunk, fetched, outcomes)``
     writes a chunk.
 
@@ -100,7 +117,9 @@ def run_chunks(job: ExportJob, todo: Sequence[int], progress: Progress, timings:
     go through one by one as their patches arrive. Returns ``(point, error)`` when the
     export must stop (``continue_on_error=False`` or ``fail_on_bad_input``) after what
     was complete was handed over; the caller finishes its files and raises the error.
-    Raises ``Cancelled`` when ``cancel.is_set()`` between chunks.
+    Raises ``Cancelled`` when ``cancel.is_set()`` between chunks. ``abort()`` is asked
+    between chunks (and between points when streaming); what it returns stops the export
+    the same way (e.g. a failed write with ``continue_on_error=False``).
     """
     if not todo:
         return None
@@ -116,12 +135,15 @@ def run_chunks(job: ExportJob, todo: Sequence[int], progress: Progress, timings:
         for k, chunk in enumerate(chunks):
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
+            stop = abort() if abort is not None else None
+            if stop is not None:
+                return stop
             current = ahead
             ahead = fetcher.submit(chunks[k + 1]) if k + 1 < len(chunks) else None
             if batch:
                 stop = _batched_chunk(job, chunk, current, fetcher, infer, progress, timings, handle)
             else:
-                stop = _streamed_chunk(job, chunk, current, fetcher, infer, progress, timings, handle)
+                stop = _streamed_chunk(job, chunk, current, fetcher, infer, progress, timings, handle, abort)
             if stop is not None:
                 return stop
             del current
@@ -164,10 +186,13 @@ def _batched_chunk(job, chunk, current, fetcher, infer, progress, timings, handl
     return None
 
 
-def _streamed_chunk(job, chunk, current, fetcher, infer, progress, timings, handle):
+def _streamed_chunk(job, chunk, current, fetcher, infer, progress, timings, handle, abort=None):
     """One point at a time, as soon as its patches arrive (per-point inference): the model
     never waits for the slowest fetch of the chunk, and the writers start earlier."""
     for i in chunk:
+        stop = abort() if abort is not None else None
+        if stop is not None:
+            return stop
         t0 = time.perf_counter()
         fetched = fetcher.gather({i: current[i]})
         timings.fetch_wait_s += time.perf_counter() - t0
@@ -184,4 +209,4 @@ def _streamed_chunk(job, chunk, current, fetcher, infer, progress, timings, hand
     return None
 
 
-__all__ = ["run_chunks", "Timings", "ExportError", "Cancelled", "Fetched", "Outcomes"]
+__all__ = ["run_chunks", "Timings", "ExportError", "Cancelled", "Fetched", "Outcomes", "stop_record"]

@@ -2,8 +2,11 @@
 
 A file (``.npz``, ``.nc`` or the ``.json`` manifest beside it) is a combined export;
 a directory is a per-item export. Rows are aligned by point index: a point that
-failed (or was never written) is a NaN row, it never shifts the others. Reads what
-``export_batch`` writes and what the public rs-embed writes (0.2.x-0.3.x).
+failed (or was never written) is a NaN row, it never shifts the others. A point file
+of a per-item folder that belongs to another request than the run manifest's (left by
+an earlier run that this one stopped before overwriting) is a missing point too, never
+a silent ``ok``. Reads what ``export_batch`` writes and what the public rs-embed writes
+(0.2.x-0.3.x).
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ class ExportResult:
     path: str = ""
     format: str = "npz"
     names: Optional[List[str]] = None
+    #: per-item points whose files belong to another request (read as missing)
+    stale_indices: List[int] = field(default_factory=list)
 
     def _model(self, model: str) -> ModelResult:
         if model in self.models:
@@ -165,7 +170,14 @@ def _stack(rows: Sequence[Optional[np.ndarray]]) -> Optional[Array]:
     return out
 
 
-def _combined_array(ref: Any, arrays: _Arrays, n: int, default_key: str) -> Optional[Array]:
+def _combined_array(ref: Any, arrays: _Arrays, n: int, default_key: str,
+                    failed: Optional[Sequence[int]] = None, what: str = "") -> Optional[Array]:
+    """One model's stacked array of a combined file, ``n`` rows aligned by point index.
+
+    A stack shorter than ``n`` holds the rows of some points only: ``indices`` says
+    which; without it (files of the public rs-embed may lack it) the points not in
+    ``failed`` (the model's ``failed_indices``), in order.
+    """
     ref = ref if isinstance(ref, dict) else {}
     key = ref.get("npz_key") or (default_key if not ref.get("npz_keys") else None)
     arr = arrays.get(key)
@@ -174,11 +186,16 @@ def _combined_array(ref: Any, arrays: _Arrays, n: int, default_key: str) -> Opti
         idx = ref.get("indices")
         if arr.shape[0] == n and not (isinstance(idx, list) and len(idx) != n):
             return arr
-        if isinstance(idx, list) and len(idx) == arr.shape[0]:
+        if not (isinstance(idx, list) and len(idx) == arr.shape[0]) and failed is not None:
+            bad = {int(i) for i in failed}
+            idx = [i for i in range(n) if i not in bad]
+        if isinstance(idx, list) and len(idx) == arr.shape[0] and all(0 <= int(i) < n for i in idx):
             out = np.full((n,) + arr.shape[1:], np.nan, dtype=np.float32)
             out[np.asarray(idx, dtype=int)] = arr
             return out
-        return arr
+        hint = "; load_export(..., inputs=False) skips the input patches" if key and "input" in key else ""
+        raise ValueError(f"{key!r} of {arrays.path!r} has {arr.shape[0]} rows for {n} points and its "
+                         f"manifest does not say which points they belong to ({what or 'no indices'}){hint}")
     keys = ref.get("npz_keys")
     if isinstance(keys, list) and keys:
         idx = ref.get("indices")
@@ -244,14 +261,16 @@ def _load_combined(path: str, with_inputs: bool) -> ExportResult:
         for entry in manifest["models"]:
             name = str(entry.get("model", ""))
             key = K.sanitize_key(name)
-            emb = _combined_array(entry.get("embeddings"), arrays, n, K.embeddings_key(key))
-            inp = (_combined_array(entry.get("inputs"), arrays, n, K.inputs_key(key))
-                   if with_inputs else None)
             metas = entry.get("metas") or []
             meta = [m if isinstance(m, dict) else {} for m in list(metas)[:n]] + [{}] * max(0, n - len(metas))
             failed = entry.get("failed_indices")
             if not isinstance(failed, list):
                 failed = [i for i in range(n) if not meta[i]] if metas else []
+            known = failed if (isinstance(entry.get("failed_indices"), list) or metas) else None
+            emb = _combined_array(entry.get("embeddings"), arrays, n, K.embeddings_key(key), known,
+                                  f"embeddings of {name!r}")
+            inp = (_combined_array(entry.get("inputs"), arrays, n, K.inputs_key(key), known,
+                                   f"inputs of {name!r}") if with_inputs else None)
             models[name] = ModelResult(name=name, status=str(entry.get("status", "failed")),
                                        embeddings=emb, inputs=inp, meta=meta,
                                        error=entry.get("error") or None, failed_indices=list(failed))
@@ -298,6 +317,20 @@ def _point_files(directory: str, run: Optional[dict]):
     return found
 
 
+_REQUEST_FIELDS = ("temporal", "output", "input_prep", "format")
+
+
+def _same_request(run: dict, man: dict, i: int) -> bool:
+    """Whether point file ``i`` was written for the request the run manifest describes.
+
+    Compares the per-point request fingerprint the run manifest lists; run manifests
+    without that list are compared field by field (window, output, preparation)."""
+    fps = run.get("point_fingerprints")
+    if isinstance(fps, list) and len(fps) > i and fps[i]:
+        return man.get("request_fingerprint") == fps[i]
+    return all(run.get(k) is None or man.get(k) is None or run[k] == man[k] for k in _REQUEST_FIELDS)
+
+
 def _load_per_item(directory: str, with_inputs: bool) -> ExportResult:
     run_path = os.path.join(directory, K.RUN_MANIFEST)
     run = _read_json(run_path) if os.path.exists(run_path) else None
@@ -316,6 +349,7 @@ def _load_per_item(directory: str, with_inputs: bool) -> ExportResult:
     errors: Dict[str, Optional[str]] = {}
     temporal = run.get("temporal") if run is not None else None
     fmt = run.get("format", "npz") if run is not None else None
+    stale: List[int] = []
 
     def ensure(name: str) -> None:
         if name not in emb_rows:
@@ -331,6 +365,9 @@ def _load_per_item(directory: str, with_inputs: bool) -> ExportResult:
         ensure(name)
     for i, ap, man in files:
         if i >= n:
+            continue
+        if run is not None and not _same_request(run, man, i):
+            stale.append(i)
             continue
         f = _fmt_of(ap)
         fmt = fmt or f
@@ -370,6 +407,9 @@ def _load_per_item(directory: str, with_inputs: bool) -> ExportResult:
         sts = status[name]
         n_ok = sum(s == "ok" for s in sts)
         st = "ok" if n_ok == n else ("failed" if n_ok == 0 else "partial")
+        if errors[name] is None and stale and n_ok < n:
+            errors[name] = (f"points {stale} hold files of another request than this export's "
+                            "(not overwritten by a run that stopped early); read as missing")
         emb = _stack(emb_rows[name])
         inp = _stack(inp_rows[name]) if with_inputs else None
         models[name] = ModelResult(
@@ -380,7 +420,7 @@ def _load_per_item(directory: str, with_inputs: bool) -> ExportResult:
     return ExportResult(layout="per_item", spatials=spatials, temporal=temporal or None, n_items=n,
                         status=overall, models=models,
                         manifest=run if run is not None else (files[0][2] if files else {}),
-                        path=directory, format=fmt or "npz", names=names)
+                        path=directory, format=fmt or "npz", names=names, stale_indices=stale)
 
 
 # ------------------------------------------------------------------------ entry
