@@ -58,13 +58,20 @@ class Progress:
             self.overall = _Callback(self.overall, callback, total, desc)
         if not self.enabled:
             return
+        import sys
+
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=total, desc=desc, unit="pt", position=0, dynamic_ncols=True)
+        notebook = any(c.__module__.startswith("tqdm.notebook") for c in tqdm.__mro__)
+        if notebook or getattr(sys.stderr, "isatty", lambda: False)():
+            bar = tqdm(total=total, desc=desc, unit="pt", position=0, dynamic_ncols=True)
+            for pos, m in enumerate(models, start=1):
+                self.models[m] = tqdm(total=total, desc=f"infer {m}", unit="pt", position=pos,
+                                      leave=False, dynamic_ncols=True)
+        else:
+            # a log file: stacked bars would write cursor moves, so one calm overall line
+            bar = tqdm(total=total, desc=desc, unit="pt", mininterval=2.0)
         self.overall = _Callback(bar, callback, total, desc) if callback is not None else bar
-        for pos, m in enumerate(models, start=1):
-            self.models[m] = tqdm(total=total, desc=f"infer {m}", unit="pt", position=pos,
-                                  leave=False, dynamic_ncols=True)
 
     def model(self, name: str):
         return self.models[name]

@@ -221,8 +221,24 @@ def bars(monkeypatch):
     return _Bar.made
 
 
+class _Terminal:
+    """stderr as a terminal (pytest's capture is not one)."""
+
+    def __init__(self, real):
+        self.real = real
+
+    def isatty(self):
+        return True
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+
 @pytest.mark.parametrize("layout", ["per_item", "combined"])
-def test_progress_bars_overall_and_per_model(layout, bars, tmp_path):
+def test_progress_bars_overall_and_per_model(layout, bars, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys, "stderr", _Terminal(sys.stderr))
     ex(dict(spatials=fakes.points(9), temporal=T, models=["fake_stats", "fake_red"], backend=fakes.FakeProvider()),
        out=str(tmp_path / "x"), layout=layout, show_progress=True, chunk_size=4)
     descs = [b.kw["desc"] for b in bars]
@@ -288,3 +304,10 @@ def test_stale_temporary_files_of_dead_processes_are_removed(tmp_path):
     ex(dict(spatials=fakes.points(2), temporal=T, models=["fake_stats"], backend=fakes.FakeProvider(),
             show_progress=False), out=str(out), layout="per_item")
     assert not stale.exists() and mine.exists() and unrelated.exists()
+
+
+def test_a_log_file_gets_one_overall_bar_without_cursor_moves(bars, tmp_path):
+    ex(dict(spatials=fakes.points(5), temporal=T, models=["fake_stats", "fake_red"], backend=fakes.FakeProvider()),
+       out=str(tmp_path / "x"), layout="per_item", show_progress=True, chunk_size=4)
+    assert len(bars) == 1 and bars[0].kw["desc"].startswith("export")
+    assert "position" not in bars[0].kw and bars[0].closed and bars[0].n == 5
