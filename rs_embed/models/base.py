@@ -104,19 +104,35 @@ class Embedder(ABC):
         if unknown:
             raise ModelError(
                 f"model {cls.name!r} got unknown option(s) {unknown}; it accepts {sorted(schema) or 'none'}")
-        out = {}
-        for key, spec in schema.items():
-            value = model_config.get(key, spec.get("default"))
-            choices = spec.get("choices")
-            if choices is not None and value not in choices:
-                raise ModelError(f"model {cls.name!r} option {key}={value!r} is not one of {choices}")
-            typ = spec.get("type")
-            if typ == "int" and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
-                raise ModelError(f"model {cls.name!r} option {key} must be an integer, got {value!r}")
-            if typ == "int" and "min" in spec and value < spec["min"]:
-                raise ModelError(f"model {cls.name!r} option {key} must be >= {spec['min']}, got {value!r}")
-            out[key] = value
-        return out
+        return {key: cls._check_option(key, spec, model_config.get(key, spec.get("default")))
+                for key, spec in schema.items()}
+
+    @classmethod
+    def _check_option(cls, key: str, spec: dict, value: Any) -> Any:
+        """One option against its schema entry: ``choices``, ``type`` (int/float), bounds.
+
+        Bounds: ``min``/``max`` inclusive, ``gt`` exclusive. A ``None`` default means the
+        option is optional, so ``None`` passes.
+        """
+        where = f"model {cls.name!r} option {key}"
+        choices = spec.get("choices")
+        if choices is not None and value not in choices:
+            raise ModelError(f"{where}={value!r} is not one of {choices}")
+        typ = spec.get("type")
+        if typ not in ("int", "float") or (value is None and spec.get("default") is None):
+            return value
+        numeric = (np.integer,) if typ == "int" else (int, float, np.integer, np.floating)
+        if isinstance(value, bool) or not isinstance(value, (int,) + numeric) \
+                or (typ == "float" and not np.isfinite(value)):
+            kind = "an integer" if typ == "int" else "a finite number"
+            raise ModelError(f"{where} must be {kind}, got {value!r}")
+        if "min" in spec and value < spec["min"]:
+            raise ModelError(f"{where} must be >= {spec['min']}, got {value!r}")
+        if "max" in spec and value > spec["max"]:
+            raise ModelError(f"{where} must be <= {spec['max']}, got {value!r}")
+        if "gt" in spec and not value > spec["gt"]:
+            raise ModelError(f"{where} must be > {spec['gt']}, got {value!r}")
+        return int(value) if typ == "int" else float(value)
 
     def capabilities(self) -> dict:
         """``describe()`` computed once per instance, for read-only use on hot paths.

@@ -118,11 +118,6 @@ class RCFEmbedder(Embedder):
             raise ModelError(f"model 'rcf' option dim must be even (half relu(z), half relu(-z)), got {cfg['dim']!r}")
         if cfg["kernel_size"] % 2 == 0:
             raise ModelError(f"model 'rcf' option kernel_size must be odd, got {cfg['kernel_size']!r}")
-        bias = cfg["bias"]
-        if isinstance(bias, bool) or not isinstance(bias, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(bias):
-            raise ModelError(f"model 'rcf' option bias must be a finite number, got {bias!r}")
-        cfg["bias"] = float(bias)
         return cfg
 
     def sensor_for_modality(self, modality: str) -> SensorSpec:

@@ -30,7 +30,6 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from ..errors import ModelError
 from ..specs import SensorSpec
 from . import weights as W
 from .pretrained import Features, PretrainedEmbedder, rgb_uint8, tokens_to_grid
@@ -140,16 +139,8 @@ class SatMAEEmbedder(PretrainedEmbedder):
 
     @classmethod
     def _extra_config(cls) -> Dict[str, dict]:
-        return {"rgb_max": {"type": "float", "default": 0.3,
+        return {"rgb_max": {"type": "float", "default": 0.3, "gt": 0, "max": 1.5,
                             "help": "RGB variant: reflectance mapped to 255 for the 8-bit image"}}
-
-    @classmethod
-    def validate_config(cls, model_config):
-        cfg = super().validate_config(model_config)
-        v = cfg["rgb_max"]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1.5:
-            raise ModelError(f"model 'satmae' option rgb_max must be a reflectance in (0, 1.5], got {v!r}")
-        return cfg
 
     @classmethod
     def _contract(cls, ckpt: W.Checkpoint) -> Dict[str, Any]:

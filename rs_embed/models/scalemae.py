@@ -25,7 +25,6 @@ from typing import Any, Dict, List
 
 import numpy as np
 
-from ..errors import ModelError
 from ..specs import SensorSpec
 from . import weights as W
 from .pretrained import Features, PretrainedEmbedder, rgb_uint8, tokens_to_grid
@@ -70,22 +69,11 @@ class ScaleMAEEmbedder(PretrainedEmbedder):
 
     @classmethod
     def _extra_config(cls) -> Dict[str, dict]:
-        return {"rgb_max": {"type": "float", "default": 0.3,
+        return {"rgb_max": {"type": "float", "default": 0.3, "gt": 0, "max": 1.5,
                             "help": "reflectance mapped to 255 when making the 8-bit RGB image"},
-                "gsd": {"type": "float", "default": None,
+                "gsd": {"type": "float", "default": None, "gt": 0,
                         "help": "GSD in metres of the 224 px model input; default "
                                 "scale_m * input_height / 224"}}
-
-    @classmethod
-    def validate_config(cls, model_config):
-        cfg = super().validate_config(model_config)
-        v = cfg["rgb_max"]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1.5:
-            raise ModelError(f"model 'scalemae' option rgb_max must be a reflectance in (0, 1.5], got {v!r}")
-        g = cfg["gsd"]
-        if g is not None and (isinstance(g, bool) or not isinstance(g, (int, float)) or not g > 0):
-            raise ModelError(f"model 'scalemae' option gsd must be a positive number of metres, got {g!r}")
-        return cfg
 
     @classmethod
     def _contract(cls, ckpt: W.Checkpoint) -> Dict[str, Any]:

@@ -364,3 +364,33 @@ def test_spectral_one_missing_band_only_affects_its_own_statistics(spectral):
     assert np.isfinite(got.data).all() and got.meta["valid_fraction"] == 1.0
     b4 = x[3, 5:] / 10000
     assert got.data[names.index("B4_mean")] == pytest.approx(b4.mean(), rel=1e-6)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"bias": float("nan")}, "option bias must be a finite number"),
+    ({"bias": True}, "option bias must be a finite number"),
+    ({"dim": 3.0}, "option dim must be an integer"),
+    ({"dim": 0}, "option dim must be >= 2"),
+])
+def test_numeric_options_are_checked_by_the_shared_schema(options, message):
+    from rs_embed.errors import ModelError
+    from rs_embed.models import embedder_class
+
+    with pytest.raises(ModelError, match=message):
+        embedder_class("rcf").validate_config(options)
+
+
+def test_float_options_are_coerced_and_bounded_from_the_schema():
+    from rs_embed.errors import ModelError
+    from rs_embed.models import embedder_class
+
+    assert embedder_class("rcf").validate_config({"bias": 1})["bias"] == 1.0
+    cls = embedder_class("remoteclip")
+    assert cls.validate_config({"rgb_max": 0.5})["rgb_max"] == 0.5
+    for bad in (0, 2.0, "0.3"):
+        with pytest.raises(ModelError, match="option rgb_max"):
+            cls.validate_config({"rgb_max": bad})
+    sm = embedder_class("scalemae")
+    assert sm.validate_config({})["gsd"] is None
+    with pytest.raises(ModelError, match=r"option gsd must be > 0"):
+        sm.validate_config({"gsd": -1.0})

@@ -80,7 +80,7 @@ def test_permanent_failures_with_continue_on_error(layout, fmt, tmp_path):
             assert set(e["errors_by_index"]) == {"3", "19"}
             assert "no imagery covers" in e["errors_by_index"]["3"]
             assert e["metas"][3] is None and e["metas"][4] is not None
-        on_disk = json.loads((tmp_path / f"x.json").read_text())
+        on_disk = json.loads((tmp_path / "x.json").read_text())
         assert on_disk["models"][0]["errors_by_index"] == res["models"][0]["errors_by_index"]
         errors = res["errors"]
         path = tmp_path / f"x.{'npz' if fmt == 'npz' else 'nc'}"

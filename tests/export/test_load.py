@@ -54,7 +54,6 @@ def test_combined_loads_from_json_and_from_the_out_name(tmp_path):
 
 @pytest.mark.parametrize("layout", ["per_item", "combined"])
 def test_rows_stay_aligned_when_a_model_fails_everywhere_or_at_the_end(layout, tmp_path, monkeypatch):
-    real = fakes.RedStatsEmbedder.embed_batch
 
     def broken(self, inputs, **kw):
         raise RuntimeError("red is broken (fake)")

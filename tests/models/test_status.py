@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from rs_embed.errors import ModelError
-from rs_embed.models import list_models, model_status
+from rs_embed.models import model_status
 
 PRETRAINED = ["dofa", "prithvi", "remoteclip", "satmae", "scalemae", "ssl4eo"]
 
