@@ -210,53 +210,48 @@ class CombinedExport:
     def _piece(rec: dict, slot: dict) -> Piece:
         return Piece.from_ref(rec["bin"], slot["ref"])
 
+    def _npz_array(self, entries: List[Tuple[str, List[Piece]]], rows, stacked_key: str,
+                   point_key, *, stack_partial: bool) -> Optional[dict]:
+        """Queue one model's rows as a stacked array, else as one array per point.
+
+        Rows stack when their shapes agree and, unless ``stack_partial``, every point has
+        one (the public layout: ``embeddings__<m>`` only when all points succeeded).
+        """
+        n = self.job.n_items
+        shapes = {tuple(s["shape"]) for _, _, s in rows}
+        if len(shapes) == 1 and (stack_partial or len(rows) == n):
+            shape = (len(rows),) + shapes.pop()
+            entries.append((stacked_key, [compress_piece(npy_header("<f4", shape), self.level)]
+                            + [self._piece(r, s) for _, r, s in rows]))
+            info = {"npz_key": stacked_key, "shape": list(shape), "dtype": "float32"}
+            if len(rows) != n:
+                info["indices"] = [i for i, _, _ in rows]
+            return info
+        if not rows:
+            return None
+        keys = [point_key(i) for i, _, _ in rows]
+        for k, (_, r, s) in zip(keys, rows):
+            entries.append((k, [compress_piece(npy_header("<f4", s["shape"]), self.level), self._piece(r, s)]))
+        return {"npz_keys": keys, "indices": [i for i, _, _ in rows], "dtype": "float32",
+                "shapes": [s["shape"] for _, _, s in rows]}
+
     def _assemble_npz(self) -> Tuple[Dict[str, dict], Dict[str, dict], List[str]]:
         job = self.job
         entries: List[Tuple[str, List[Piece]]] = []
         inputs_info: Dict[str, dict] = {}
         emb_info: Dict[str, dict] = {}
-        n = job.n_items
         for m in job.models:
             g = m.group
             if job.save_inputs and m is g.owner:
-                rows = self._input_rows(g.gid)
-                shapes = {tuple(s["shape"]) for _, _, s in rows}
-                if len(shapes) == 1:
-                    key = K.inputs_key(m.key)
-                    shape = (len(rows),) + shapes.pop()
-                    entries.append((key, [compress_piece(npy_header("<f4", shape), self.level)]
-                                    + [self._piece(r, s) for _, r, s in rows]))
-                    info = {"npz_key": key, "shape": list(shape), "dtype": "float32"}
-                    if len(rows) != n:
-                        info["indices"] = [i for i, _, _ in rows]
+                info = self._npz_array(entries, self._input_rows(g.gid), K.inputs_key(m.key),
+                                       lambda i, k=m.key: K.point_input_key(k, i), stack_partial=True)
+                if info is not None:
                     inputs_info[m.key] = info
-                elif rows:
-                    ks = []
-                    for i, r, s in rows:
-                        k = K.point_input_key(m.key, i)
-                        ks.append(k)
-                        entries.append((k, [compress_piece(npy_header("<f4", s["shape"]), self.level),
-                                            self._piece(r, s)]))
-                    inputs_info[m.key] = {"npz_keys": ks, "indices": [i for i, _, _ in rows], "dtype": "float32",
-                                          "shapes": [s["shape"] for _, _, s in rows]}
             if job.save_embeddings:
-                rows = self._emb_rows(m.key)
-                shapes = {tuple(s["shape"]) for _, _, s in rows}
-                if len(rows) == n and len(shapes) == 1:
-                    key = K.embeddings_key(m.key)
-                    shape = (n,) + shapes.pop()
-                    entries.append((key, [compress_piece(npy_header("<f4", shape), self.level)]
-                                    + [self._piece(r, s) for _, r, s in rows]))
-                    emb_info[m.key] = {"npz_key": key, "shape": list(shape), "dtype": "float32"}
-                elif rows:
-                    ks = []
-                    for i, r, s in rows:
-                        k = K.point_embedding_key(m.key, i)
-                        ks.append(k)
-                        entries.append((k, [compress_piece(npy_header("<f4", s["shape"]), self.level),
-                                            self._piece(r, s)]))
-                    emb_info[m.key] = {"npz_keys": ks, "indices": [i for i, _, _ in rows], "dtype": "float32",
-                                       "shapes": [s["shape"] for _, _, s in rows]}
+                info = self._npz_array(entries, self._emb_rows(m.key), K.embeddings_key(m.key),
+                                       lambda i, k=m.key: K.point_embedding_key(k, i), stack_partial=False)
+                if info is not None:
+                    emb_info[m.key] = info
         write_npz_pieces(self.path, entries, PieceReader())
         return inputs_info, emb_info, [k for k, _ in entries]
 
