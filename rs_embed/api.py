@@ -13,7 +13,7 @@ from . import models as _models
 from .errors import ModelError, SpecError, warn
 from .inference import check_backend, embed_inputs, patch_context, resolve_sensor, to_embedding
 from .input_checks import check_input_patch
-from .providers import Provider, get_provider, resolve_backend
+from .providers import open_backend
 from .specs import (Embedding, FetchSpec, InputPrepSpec, OutputSpec, SensorSpec, SpatialSpec,
                     TemporalSpec, check_output, check_spatial, check_temporal)
 
@@ -70,9 +70,8 @@ class Model:
         sensor_used = resolve_sensor(emb, sensor=sensor, fetch=fetch, modality=modality)
         if sensor_used is None:
             raise ModelError(f"model {self.name!r} declares no input sensor; pass sensor=SensorSpec(...)")
-        backend_name = resolve_backend(self.backend)
+        provider, backend_name = open_backend(self.backend)
         check_backend(emb, backend_name)
-        provider: Provider = get_provider(self.backend)
 
         def fetch_one(roi):
             patch = provider.fetch(roi, temporal, sensor_used)

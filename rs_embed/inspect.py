@@ -6,7 +6,7 @@ import os
 from typing import Any, Optional, Tuple
 
 from .input_checks import check_input_patch
-from .providers import get_provider, resolve_backend
+from .providers import open_backend
 from .errors import SpecError
 from .specs import SensorSpec, SpatialSpec, TemporalSpec, check_spatial, check_temporal
 
@@ -29,7 +29,7 @@ def inspect_provider_patch(*, spatial: SpatialSpec, temporal: Optional[TemporalS
         if len(value_range) != 2 or not value_range[0] < value_range[1]:
             raise SpecError(f"value_range must be (low, high) with low < high, got {value_range!r}")
         value_range = (float(value_range[0]), float(value_range[1]))
-    provider = get_provider(backend)
+    provider, backend_name = open_backend(backend)
     patch = provider.fetch(spatial, temporal, sensor)
     report = check_input_patch(patch, sensor, name=name, force=True, raise_on_fail=False,
                                value_range=value_range)
@@ -41,7 +41,7 @@ def inspect_provider_patch(*, spatial: SpatialSpec, temporal: Optional[TemporalS
         "sensor": sensor.to_dict(),
         "temporal": temporal.to_dict() if temporal is not None else None,
         "spatial": spatial.to_dict(),
-        "backend": resolve_backend(backend),
+        "backend": backend_name,
         "patch": patch.describe(),
         "artifacts": {k: os.path.abspath(v) for k, v in artifacts.items()},
     }

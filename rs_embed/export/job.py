@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from ..errors import SpecError
 from ..io.keys import default_item_name
 from ..models.base import resolve_device
-from ..providers import Provider, get_provider, list_providers, resolve_backend
+from ..providers import Provider, list_providers, open_backend
 from ..specs import (InputPrepSpec, OutputSpec, SpatialSpec, TemporalSpec, check_output,
                      check_spatial, check_temporal)
 from ..inference import check_backend
@@ -139,12 +139,9 @@ def build_job(*, spatials, temporal, models, out, layout, out_dir, out_path, nam
     plans = plan_models(models, sensor=sensor, per_model_sensors=per_model_sensors,
                         modality=modality, device=device, temporal=temporal)
     groups = group_inputs(plans)
-    backend_name = resolve_backend(provider_arg) if not isinstance(provider_arg, Provider) else (
-        provider_arg.name or type(provider_arg).__name__)
-    if not isinstance(provider_arg, Provider):
-        for p in plans:
-            check_backend(p.embedder, backend_name)
-    provider = get_provider(provider_arg)
+    provider, backend_name = open_backend(provider_arg)
+    for p in plans:
+        check_backend(p.embedder, backend_name)
     item_names = (resolved.names if resolved.names is not None
                   else [default_item_name(i) for i in range(len(rois))])
     return ExportJob(spatials=rois, spatial_dicts=[s.to_dict() for s in rois], temporal=temporal,

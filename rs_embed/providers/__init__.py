@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import threading
 from importlib.metadata import entry_points
-from typing import Callable, Dict, Optional, Union
+from typing import Callable, Dict, Optional, Tuple, Union
 
 from ..errors import ProviderError, SpecError, warn
 from .base import Patch, Provider
@@ -113,5 +113,16 @@ def get_provider(backend: Union[str, Provider] = "auto") -> Provider:
         return inst
 
 
+def open_backend(backend: Union[str, Provider] = "auto") -> Tuple[Provider, str]:
+    """The provider for ``backend`` and the name manifests and metas record for it.
+
+    Resolves ``"auto"`` once (it may look for Earth Engine credentials).
+    """
+    if isinstance(backend, Provider):
+        return backend, backend.name or type(backend).__name__
+    name = resolve_backend(backend)
+    return get_provider(name), name
+
+
 __all__ = ["Patch", "Provider", "ProviderError", "register_provider", "list_providers",
-           "get_provider", "resolve_backend", "set_default_backend"]
+           "get_provider", "open_backend", "resolve_backend", "set_default_backend"]
