@@ -163,7 +163,7 @@ def embed_inputs(embedder: Embedder, inputs: Sequence[np.ndarray], *, sensor: Se
                            None if contexts is None else [contexts[i] for i in whole_idx])
         for i, r in zip(whole_idx, res):
             out[i] = r
-    for i, r in enumerate(out):
+    for r in out:
         r.data = np.asarray(r.data, dtype=np.float32)
         if output.mode == "pooled" and r.data.ndim != 1:
             raise ModelError(f"model {embedder.name!r} returned shape {r.data.shape} for pooled output")

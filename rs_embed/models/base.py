@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import os
 import sys
-import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Dict, List, Optional, Sequence
@@ -81,7 +80,6 @@ class Embedder(ABC):
     def __init__(self, *, device: str = "auto", **model_config: Any):
         self.device = resolve_device(device)
         self.config = self.validate_config(model_config)
-        self._lock = threading.RLock()
 
     # -- static capabilities -------------------------------------------------
     @classmethod
