@@ -70,7 +70,7 @@ class Model:
         sensor_used = resolve_sensor(emb, sensor=sensor, fetch=fetch, modality=modality)
         if sensor_used is None:
             raise ModelError(f"model {self.name!r} declares no input sensor; pass sensor=SensorSpec(...)")
-        provider, backend_name = open_backend(self.backend)
+        provider, backend_name = open_backend(self.backend, [emb])
         check_backend(emb, backend_name)
 
         def fetch_one(roi):

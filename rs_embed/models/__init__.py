@@ -26,6 +26,7 @@ _BUILTIN: Dict[str, str] = {
     "dofa": "rs_embed.models.dofa:DOFAEmbedder",
     "scalemae": "rs_embed.models.scalemae:ScaleMAEEmbedder",
     "satmae": "rs_embed.models.satmae:SatMAEEmbedder",
+    "tessera": "rs_embed.models.tessera:TesseraEmbedder",
 }
 _registry: Dict[str, Union[str, Type[Embedder]]] = dict(_BUILTIN)
 _instances: Dict[Tuple, Embedder] = {}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import threading
 from importlib.metadata import entry_points
-from typing import Callable, Dict, Optional, Tuple, Union
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 from ..errors import ProviderError, SpecError, warn
 from .base import Patch, Provider
@@ -18,6 +18,7 @@ from .base import Patch, Provider
 _BUILTIN: Dict[str, str] = {
     "local": "rs_embed.providers.local:LocalProvider",
     "gee": "rs_embed.providers.gee:GEEProvider",
+    "tessera": "rs_embed.providers.tessera:TesseraProvider",
 }
 _factories: Dict[str, Union[str, Callable[[], Provider]]] = dict(_BUILTIN)
 _instances: Dict[str, Provider] = {}
@@ -113,14 +114,20 @@ def get_provider(backend: Union[str, Provider] = "auto") -> Provider:
         return inst
 
 
-def open_backend(backend: Union[str, Provider] = "auto") -> Tuple[Provider, str]:
+def open_backend(backend: Union[str, Provider] = "auto", embedders: Sequence = ()) -> Tuple[Provider, str]:
     """The provider for ``backend`` and the name manifests and metas record for it.
 
-    Resolves ``"auto"`` once (it may look for Earth Engine credentials).
+    Resolves ``"auto"`` once (it may look for Earth Engine credentials). Precomputed
+    products among ``embedders`` are read by their own providers, whatever the named
+    backend (:mod:`rs_embed.providers.routing`).
     """
     if isinstance(backend, Provider):
         return backend, backend.name or type(backend).__name__
     name = resolve_backend(backend)
+    if embedders:
+        from .routing import route_products
+
+        return route_products(name, embedders, get_provider)
     return get_provider(name), name
 
 
