@@ -27,6 +27,7 @@ _BUILTIN: Dict[str, str] = {
     "scalemae": "rs_embed.models.scalemae:ScaleMAEEmbedder",
     "satmae": "rs_embed.models.satmae:SatMAEEmbedder",
     "tessera": "rs_embed.models.tessera:TesseraEmbedder",
+    "copernicus": "rs_embed.models.copernicus:CopernicusEmbedder",
 }
 _registry: Dict[str, Union[str, Type[Embedder]]] = dict(_BUILTIN)
 _instances: Dict[Tuple, Embedder] = {}

@@ -5,8 +5,7 @@ Nothing runs locally for a precomputed product: its provider (``tessera``,
 NaN where the product has no data, and the embedder here pools it:
 
 - **grid**: the patch as read (NaN marks nodata);
-- **pooled**: the mean (or element-wise max) of the valid pixels, optionally weighted
-  (a coarse product weights each cell by how much of the ROI it covers).
+- **pooled**: the mean (or element-wise max) of the valid pixels.
 
 A product says which provider serves it (``provider``): ``backend="auto"`` routes its
 patches there whatever backend serves the other models of a request.
@@ -122,10 +121,6 @@ class PrecomputedEmbedder(Embedder):
             raise ModelError(f"model {cls.name!r} covers the years {first}..{last}; got year {year}")
         return TemporalSpec.year(year)
 
-    def pixel_weights(self, x: np.ndarray) -> Optional[np.ndarray]:
-        """Per-pixel weights for mean pooling (None: equal weights)."""
-        return None
-
     def embed(self, input_chw: np.ndarray, *, sensor: SensorSpec, output: OutputSpec) -> EmbedResult:
         return self.embed_batch([input_chw], sensor=sensor, output=output)[0]
 
@@ -146,7 +141,7 @@ class PrecomputedEmbedder(Embedder):
             if output.mode == "grid":
                 out.append(EmbedResult(np.ascontiguousarray(x, dtype=np.float32), meta))
                 continue
-            vec, n = pool_valid(x, output.pooling, self.pixel_weights(x))
+            vec, n = pool_valid(x, output.pooling)
             if n == 0:
                 raise ModelError(f"model {self.name!r}: no valid pixel in the patch (the product has "
                                  f"no data here for this period)")

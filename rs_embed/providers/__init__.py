@@ -19,6 +19,7 @@ _BUILTIN: Dict[str, str] = {
     "local": "rs_embed.providers.local:LocalProvider",
     "gee": "rs_embed.providers.gee:GEEProvider",
     "tessera": "rs_embed.providers.tessera:TesseraProvider",
+    "copernicus_embed": "rs_embed.providers.copernicus_embed:CopernicusEmbedProvider",
 }
 _factories: Dict[str, Union[str, Callable[[], Provider]]] = dict(_BUILTIN)
 _instances: Dict[str, Provider] = {}
