@@ -28,6 +28,8 @@ _BUILTIN: Dict[str, str] = {
     "satmae": "rs_embed.models.satmae:SatMAEEmbedder",
     "tessera": "rs_embed.models.tessera:TesseraEmbedder",
     "copernicus": "rs_embed.models.copernicus:CopernicusEmbedder",
+    "majortom": "rs_embed.models.majortom:MajorTOMEmbedder",
+    "earthindex": "rs_embed.models.earthindex:EarthIndexEmbedder",
 }
 _registry: Dict[str, Union[str, Type[Embedder]]] = dict(_BUILTIN)
 _instances: Dict[Tuple, Embedder] = {}

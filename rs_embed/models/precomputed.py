@@ -75,7 +75,7 @@ class PrecomputedEmbedder(Embedder):
             "defaults": {"scale_m": prod.get("scale_m", 10), "cloudy_pct": 100, "composite": "mosaic",
                          "fill_value": 0.0, "image_size": None},
             "nodata": "NaN in the patch and in grid output",
-            "embedding_dim": len(cls.bands),
+            "embedding_dim": prod.pop("embedding_dim", len(cls.bands)),
             "modalities": [],
             "model_config": {},
             "weights": None,

@@ -20,6 +20,8 @@ _BUILTIN: Dict[str, str] = {
     "gee": "rs_embed.providers.gee:GEEProvider",
     "tessera": "rs_embed.providers.tessera:TesseraProvider",
     "copernicus_embed": "rs_embed.providers.copernicus_embed:CopernicusEmbedProvider",
+    "majortom": "rs_embed.providers.embedding_tables:major_tom",
+    "earthindex": "rs_embed.providers.embedding_tables:earth_index",
 }
 _factories: Dict[str, Union[str, Callable[[], Provider]]] = dict(_BUILTIN)
 _instances: Dict[str, Provider] = {}
