@@ -293,14 +293,23 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from .models import describe_model, list_models
+    from .models import describe_model, model_status
 
-    for name in list_models():
+    for st in model_status():
+        name = st["model"]
         try:
             summary = describe_model(name).get("summary", "")
         except Exception as exc:  # a plugin that cannot describe itself still gets listed
             summary = f"(cannot describe: {exc})"
-        print(f"{name:14s} {summary}")
+        if st.get("ready"):
+            ready = "ready"
+        elif st.get("available") is False:
+            ready = "unavailable"
+        elif st.get("missing_packages"):
+            ready = "needs extra"
+        else:
+            ready = "no weights"
+        print(f"{name:14s} {ready:12s} {summary}")
     return 0
 
 
