@@ -22,7 +22,7 @@ class TableEmbedder(PrecomputedEmbedder):
     """Pools the rows of a GeoParquet embedding table that fall under the ROI."""
 
     requires = ("pyarrow", "fsspec", "shapely")
-    extra = "tables"
+    extra = "models-tables"
     bands = (_et.EMBEDDING_BAND,)
     output_modes = ("pooled",)
     product: ClassVar[_et.TableProduct]

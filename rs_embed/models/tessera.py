@@ -33,7 +33,7 @@ class TesseraEmbedder(PrecomputedEmbedder):
     name = "tessera"
     provider = "tessera"
     requires = ("geotessera", "geopandas", "pyarrow")
-    extra = "tessera"
+    extra = "models-tessera"
     bands = _tp.BANDS
     coverage = (2017, 2024)
 

@@ -72,7 +72,7 @@ def _import_geotessera():
         import geotessera.registry  # noqa: F401
     except ImportError as exc:
         raise ProviderError(
-            "the tessera provider needs geotessera; run: pip install 'rs_embed[tessera]' "
+            "the tessera provider needs geotessera; run: pip install 'rs_embed[models-tessera]' "
             f"({type(exc).__name__}: {exc})") from None
     return geotessera
 

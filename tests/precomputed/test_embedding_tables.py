@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-pytest.importorskip("pyarrow", reason="table lookups need the 'tables' extra")
+pytest.importorskip("pyarrow", reason="table lookups need the 'models-tables' extra")
 gpd = pytest.importorskip("geopandas")
 import pandas as pd  # noqa: E402
 from shapely.geometry import Point, box  # noqa: E402

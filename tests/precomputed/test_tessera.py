@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-pytest.importorskip("geotessera", reason="tessera needs the 'tessera' extra")
-pytest.importorskip("pyarrow", reason="tessera needs the 'tessera' extra")
+pytest.importorskip("geotessera", reason="tessera needs the 'models-tessera' extra")
+pytest.importorskip("pyarrow", reason="tessera needs the 'models-tessera' extra")
 
 import rs_embed  # noqa: E402
 from rs_embed import BBox, OutputSpec, PointBuffer, SensorSpec, TemporalSpec  # noqa: E402
