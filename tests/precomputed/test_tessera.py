@@ -79,7 +79,7 @@ def test_point_read_matches_geotessera_sampling_and_pools_valid_pixels(served, t
                                  sensor=SENSOR, output=OutputSpec.grid(), backend="auto")
     from geotessera import GeoTessera
     ref = GeoTessera(dataset_version="v1", embeddings_dir=str(provider.embeddings_dir),
-                     registry_path=str(server.root / "v1" / "registry.parquet"))
+                     registry_dir=str(server.root / "v1"))
     want = ref.sample_embeddings_at_points([(lon, lat)], year=2024, auto_download=False)[0]
     h, w = emb.data.shape[1:]
     grid = roi_grid(PointBuffer(lon, lat, 300), RES)
