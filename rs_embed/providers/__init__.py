@@ -126,11 +126,11 @@ def open_backend(backend: Union[str, Provider] = "auto", embedders: Sequence = (
     """
     if isinstance(backend, Provider):
         return backend, backend.name or type(backend).__name__
-    name = resolve_backend(backend)
     if embedders:
         from .routing import route_products
 
-        return route_products(name, embedders, get_provider)
+        return route_products(lambda: resolve_backend(backend), embedders, get_provider)
+    name = resolve_backend(backend)
     return get_provider(name), name
 
 

@@ -66,11 +66,16 @@ class ProductRouter(Provider):
         return getattr(self.base, item)
 
 
-def route_products(base_name: str, embedders: Sequence, get_provider) -> Tuple[Provider, str]:
-    """The provider a request uses: ``base``, one product's, or a router of both."""
+def route_products(resolve_base, embedders: Sequence, get_provider) -> Tuple[Provider, str]:
+    """The provider a request uses: the imagery backend's, one product's, or a router.
+
+    ``resolve_base()`` names the imagery backend; it is not called when every model is
+    read by one product provider (so ``"auto"`` looks for no Earth Engine credentials).
+    """
     names = product_providers(embedders)
     if len(names) == 1 and all(_product_of(e) == names[0] for e in embedders):
         return get_provider(names[0]), names[0]
+    base_name = resolve_base()
     names = [n for n in names if n != base_name]
     if not names:
         return get_provider(base_name), base_name
