@@ -14,6 +14,7 @@ from .errors import ModelError, SpecError, warn
 from .inference import check_backend, embed_inputs, patch_context, resolve_sensor, to_embedding
 from .input_checks import check_input_patch
 from .providers import open_backend
+from .providers.base import fetch_input
 from .specs import (Embedding, FetchSpec, InputPrepSpec, OutputSpec, SensorSpec, SpatialSpec,
                     TemporalSpec, check_output, check_spatial, check_temporal)
 
@@ -74,7 +75,7 @@ class Model:
         check_backend(emb, backend_name)
 
         def fetch_one(roi):
-            patch = provider.fetch(roi, temporal, sensor_used)
+            patch = fetch_input(provider, roi, temporal, sensor_used)
             check_input_patch(patch, sensor_used)
             return patch
 

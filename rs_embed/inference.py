@@ -87,12 +87,16 @@ def patch_context(patch: Optional[Patch], temporal: Optional[TemporalSpec]) -> d
     """What some models condition on besides pixels: where and when.
 
     ``center`` is the patch grid's centre (lon, lat); ``dates`` holds one ISO date per
-    frame: the middle of the window for a composite, the honest single date it stands for.
+    frame: the middle of the window for a composite, the honest single date it stands for,
+    and the middle of each bin for a time series (``frame_dates`` of the patch).
     """
     ctx: dict = {}
     if patch is not None:
         minlon, minlat, maxlon, maxlat = patch.grid.lonlat_bounds()
         ctx["center"] = ((minlon + maxlon) / 2.0, (minlat + maxlat) / 2.0)
+        if patch.meta.get("frame_dates"):
+            ctx["dates"] = list(patch.meta["frame_dates"])
+            return ctx
     if temporal is not None:
         start, end = temporal.start_date, temporal.end_date
         ctx["dates"] = [(start + (end - start) / 2).isoformat()]

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..input_checks import check_input_patch
 from ..io.manifest import error_record
-from ..providers.base import Patch, Provider
+from ..providers.base import Patch, Provider, fetch_input
 from ..specs import SpatialSpec, TemporalSpec
 from .plan import InputGroup
 from .retry import is_transient_fetch_error, with_retries
@@ -54,7 +54,8 @@ class Fetcher:
         self.check_inputs = check_inputs
         self.names = point_names
         overridden = type(provider).fetch_many is not Provider.fetch_many
-        self.use_many = overridden and len(groups) > 1
+        # time series are fetched bin by bin (fetch_input), never through fetch_many
+        self.use_many = overridden and len(groups) > 1 and not any(g.sensor.frames for g in groups)
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rs_embed-fetch")
 
     # -- worker side -------------------------------------------------------------
@@ -69,7 +70,7 @@ class Fetcher:
         t0 = time.perf_counter()
         try:
             patch, attempts = with_retries(
-                lambda: self.provider.fetch(self.spatials[i], self.temporal, group.sensor),
+                lambda: fetch_input(self.provider, self.spatials[i], self.temporal, group.sensor),
                 retries=self.retries, backoff_s=self.backoff_s, transient=is_transient_fetch_error)
         except Exception as exc:
             return [FetchResult(exc=exc, attempts=getattr(exc, "attempts", 1),
