@@ -11,7 +11,8 @@ TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 # The model extras need torchvision, which only imports beside this torch release.
 TORCH_MODELS    := torch==2.14.1 torchvision==0.29.1
 # Reference implementations the parity tests compare against (loaded file by file).
-MODEL_REFS      := terratorch==1.2.13 rshf==0.2.2
+# olmoearth-pretrain (training package, pins torch<2.10): only its model code is loaded.
+MODEL_REFS      := terratorch==1.2.13 rshf==0.2.2 olmoearth-pretrain==0.1.2
 MODEL_REF_DEPS  := transformers==5.18.0
 CHROMIUM        := /usr/bin/chromium
 

@@ -30,10 +30,11 @@ _BUILTIN: Dict[str, str] = {
     "copernicus": "rs_embed.models.copernicus:CopernicusEmbedder",
     "majortom": "rs_embed.models.majortom:MajorTOMEmbedder",
     "earthindex": "rs_embed.models.earthindex:EarthIndexEmbedder",
+    "olmoearth": "rs_embed.models.olmoearth:OlmoEarthEmbedder",
 }
 # Ids of the public catalog this release cannot run: registered so asking explains why.
 _BUILTIN.update({n: f"rs_embed.models.unavailable:{n}" for n in (
-    "olmoearth", "clay", "terramind", "satmaepp", "galileo", "anysat", "terrafm", "thor", "agrifm",
+    "clay", "terramind", "satmaepp", "galileo", "anysat", "terrafm", "thor", "agrifm",
     "fomo", "wildsat", "satvision")})
 _registry: Dict[str, Union[str, Type[Embedder]]] = dict(_BUILTIN)
 _instances: Dict[Tuple, Embedder] = {}

@@ -16,13 +16,6 @@ from .base import Embedder
 
 #: id -> (what the model is, why it cannot run here, where its official code lives)
 REASONS: Dict[str, Dict[str, str]] = {
-    "olmoearth": {
-        "model": "OlmoEarth v1 (Ai2), multi-modal multi-temporal ViT",
-        "reason": ("the official package olmoearth-pretrain 0.1.2 is on PyPI but pins torch<2.10 "
-                   "(this release builds on torch 2.14); an integration through it, with parity "
-                   "tests against its own forward, is not finished"),
-        "reference": "https://pypi.org/project/olmoearth-pretrain/",
-    },
     "clay": {
         "model": "Clay v1.5 foundation model (Clay Foundation), wavelength/GSD/lat-lon/time conditioned MAE",
         "reason": ("the PyPI claymodel 1.5.0 wheel cannot be imported as published: claymodel/model.py "
