@@ -31,10 +31,11 @@ _BUILTIN: Dict[str, str] = {
     "majortom": "rs_embed.models.majortom:MajorTOMEmbedder",
     "earthindex": "rs_embed.models.earthindex:EarthIndexEmbedder",
     "olmoearth": "rs_embed.models.olmoearth:OlmoEarthEmbedder",
+    "clay": "rs_embed.models.clay:ClayEmbedder",
 }
 # Ids of the public catalog this release cannot run: registered so asking explains why.
 _BUILTIN.update({n: f"rs_embed.models.unavailable:{n}" for n in (
-    "clay", "terramind", "satmaepp", "galileo", "anysat", "terrafm", "thor", "agrifm",
+    "terramind", "satmaepp", "galileo", "anysat", "terrafm", "thor", "agrifm",
     "fomo", "wildsat", "satvision")})
 _registry: Dict[str, Union[str, Type[Embedder]]] = dict(_BUILTIN)
 _instances: Dict[Tuple, Embedder] = {}

@@ -16,13 +16,6 @@ from .base import Embedder
 
 #: id -> (what the model is, why it cannot run here, where its official code lives)
 REASONS: Dict[str, Dict[str, str]] = {
-    "clay": {
-        "model": "Clay v1.5 foundation model (Clay Foundation), wavelength/GSD/lat-lon/time conditioned MAE",
-        "reason": ("the PyPI claymodel 1.5.0 wheel cannot be imported as published: claymodel/model.py "
-                   "imports src.backbone / src.factory, modules the wheel does not contain, and it pins "
-                   "torch==2.4.0"),
-        "reference": "https://github.com/Clay-foundation/model",
-    },
     "terramind": {
         "model": "TerraMind v1 (IBM/ESA), any-to-any multimodal model",
         "reason": ("its only installable implementation is terratorch (1.2.13), which needs "
