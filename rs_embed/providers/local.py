@@ -78,6 +78,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from .. import sensors
 from ..errors import ProviderError, SpecError
 from ..geometry import Grid, roi_grid, transformer
 from ..specs import SensorSpec, SpatialSpec, TemporalSpec, check_spatial, check_temporal
@@ -87,28 +88,8 @@ RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
 SCENE_TYPE = "rs_embed.scene"
 RESAMPLINGS = ("bilinear", "nearest")
 
-#: bands whose values are classes or bit flags: never interpolated
-CATEGORICAL_BANDS = frozenset({"SCL", "QA10", "QA20", "QA60", "QA_PIXEL", "QA_RADSAT",
-                               "QA_AEROSOL", "FMASK", "MASK", "CLOUD_MASK", "CLASSIFICATION"})
-
-#: STAC common names of Sentinel-2 bands -> Earth Engine band names
-S2_COMMON_NAMES = {"coastal": "B1", "blue": "B2", "green": "B3", "red": "B4",
-                   "rededge1": "B5", "rededge2": "B6", "rededge3": "B7", "nir": "B8",
-                   "nir08": "B8A", "nir09": "B9", "cirrus": "B10", "swir16": "B11",
-                   "swir22": "B12"}
-
 _DATE_RE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?:T\d{6})?(?!\d)")
 _RES_TOKEN = re.compile(r"^\d+m$", re.IGNORECASE)
-_BAND_NUM = re.compile(r"^B0*(\d{1,2})(A?)$", re.IGNORECASE)
-
-
-def canonical_band(name: str) -> str:
-    """Earth Engine spelling of a band name: ``b04`` -> ``B4``, ``b8a`` -> ``B8A``, ``scl`` -> ``SCL``."""
-    s = str(name).strip()
-    m = _BAND_NUM.match(s)
-    if m:
-        return f"B{int(m.group(1))}{m.group(2).upper()}"
-    return s.upper()
 
 
 def _parse_day(value: Any, where: str) -> Optional[date]:
@@ -179,7 +160,8 @@ class Scene:
         if self.collection is None:
             return True
         mine = {self.collection, *self.aliases}
-        return collection in mine or bool(mine.intersection(aliases.get(collection, ())))
+        return (collection in mine or bool(mine.intersection(aliases.get(collection, ())))
+                or any(sensors.same_product(collection, c) for c in mine))
 
     def overlaps(self, start: Optional[date], end: Optional[date]) -> bool:
         """Whether the scene can lie in ``[start, end)`` (None: no time filter)."""
@@ -290,10 +272,10 @@ def _scene_from_sidecar(doc: dict, path: Path) -> Scene:
             spec = {"file": spec}
         if not isinstance(spec, dict) or not isinstance(spec.get("file"), str):
             raise ProviderError(f"{where}: band {name!r} needs a 'file', got {spec!r}")
-        band = canonical_band(name)
+        band = sensors.canonical_band(name)
         file = str((path.parent / spec["file"]).resolve())
         nodata = spec.get("nodata", default_nodata)
-        categorical = bool(spec.get("categorical", band in CATEGORICAL_BANDS))
+        categorical = bool(spec.get("categorical", sensors.is_categorical(band)))
         bands[band] = _open_header(file, int(spec.get("band_index", 1)), nodata, categorical,
                                    f"{where} band {name!r}")
     window = doc.get("date_window")
@@ -315,10 +297,15 @@ def _local_href(href: str, base: Path) -> Optional[Path]:
     return (p if p.is_absolute() else base / p).resolve()
 
 
-def _is_sentinel2(item: dict, collection: Optional[str]) -> bool:
-    text = " ".join(str(x) for x in (collection, item.get("properties", {}).get("platform"),
-                                     item.get("properties", {}).get("constellation"))).lower()
-    return "sentinel-2" in text or "sentinel2" in text or "s2" in text
+def _item_sensor(item: dict, collection: Optional[str]) -> Optional[sensors.Sensor]:
+    """The sensor of a STAC item, from its platform/constellation or its collection."""
+    props = item.get("properties") or {}
+    for key in ("platform", "constellation"):
+        found = sensors.sensor_for_platform(props.get(key))
+        if found is not None:
+            return found
+    prod = sensors.product(collection)
+    return prod.sensor if prod is not None else None
 
 
 def _asset_is_raster(asset: dict, path: Path) -> bool:
@@ -335,7 +322,7 @@ def _scenes_from_stac_item(item: dict, path: Path, collection: Optional[str],
                            skipped: List[str]) -> Optional[Scene]:
     props = item.get("properties") or {}
     coll = item.get("collection") or collection
-    s2 = _is_sentinel2(item, coll)
+    sensor = _item_sensor(item, coll)
     bands: Dict[str, BandFile] = {}
     scales = set()
     for key, asset in (item.get("assets") or {}).items():
@@ -352,14 +339,14 @@ def _scenes_from_stac_item(item: dict, path: Path, collection: Optional[str],
         name = key
         if len(meta_bands) == 1 and isinstance(meta_bands[0], dict) and meta_bands[0].get("name"):
             name = meta_bands[0]["name"]
-        if s2 and str(name).lower() in S2_COMMON_NAMES:
-            name = S2_COMMON_NAMES[str(name).lower()]
-        band = canonical_band(name)
+        band = sensors.canonical_band(name, sensor)
+        if sensor is not None and sensor.lookup(band) is None:
+            band = sensors.canonical_band(key, sensor)  # the asset key may be the better name
         raster = (asset.get("raster:bands") or [{}])[0] if asset.get("raster:bands") else {}
         nodata = asset.get("nodata", raster.get("nodata"))
         if raster.get("scale") is not None:
             scales.add(float(raster["scale"]))
-        categorical = band in CATEGORICAL_BANDS or bool(asset.get("classification:classes")) \
+        categorical = sensors.is_categorical(band, sensor) or bool(asset.get("classification:classes")) \
             or bool(asset.get("classification:bitfields"))
         bands[band] = _open_header(str(local), 1, nodata, categorical,
                                    f"STAC item {item.get('id')!r} asset {key!r}")
@@ -411,7 +398,7 @@ def _scenes_from_names(files: Sequence[Path]) -> List[Scene]:
         tokens = f.stem.split("_")
         while len(tokens) > 1 and _RES_TOKEN.match(tokens[-1]):
             tokens.pop()
-        band = canonical_band(tokens[-1])
+        band = sensors.canonical_band(tokens[-1])
         prefix = "_".join(tokens[:-1])
         key = (str(f.parent), prefix)
         if band in groups.setdefault(key, {}):
@@ -429,7 +416,7 @@ def _scenes_from_names(files: Sequence[Path]) -> List[Scene]:
             except ValueError:
                 day = None
         sid = prefix or Path(folder).name
-        bands = {b: _open_header(str(p.resolve()), 1, None, b in CATEGORICAL_BANDS, f"file {str(p)!r}")
+        bands = {b: _open_header(str(p.resolve()), 1, None, sensors.is_categorical(b), f"file {str(p)!r}")
                  for b, p in sorted(files_by_band.items())}
         scenes.append(_make_scene(id=sid, bands=bands, datetime_=day, source=folder))
     return scenes
@@ -582,7 +569,7 @@ class LocalProvider(Provider):
         """The scenes a fetch composites (time-ordered) and the grid it samples."""
         spatial, temporal, sensor = self._check(spatial, temporal, sensor)
         grid = roi_grid(spatial, sensor.scale_m)
-        want = [canonical_band(b) for b in sensor.bands]
+        want = [sensors.canonical_band(b) for b in sensor.bands]
         in_coll = [s for s in self._scenes if s.serves(sensor.collection, self.aliases)]
         if not in_coll:
             colls = sorted({c for s in self._scenes for c in (s.collection, *s.aliases) if c})
@@ -633,7 +620,7 @@ class LocalProvider(Provider):
 
         scenes, grid = self.select(spatial, temporal, sensor)
         _ignore_spurious_mem_warning()
-        want = [canonical_band(b) for b in sensor.bands]
+        want = [sensors.canonical_band(b) for b in sensor.bands]
         h, w = grid.height, grid.width
         stacks = np.full((len(scenes), len(want), h, w), np.nan, dtype=np.float32)
         pixels_read = 0
@@ -686,10 +673,7 @@ class LocalProvider(Provider):
 
 
 def _sorted_bands(names: Iterable[str]) -> List[str]:
-    def key(b):
-        m = _BAND_NUM.match(b)
-        return (0, int(m.group(1)), m.group(2)) if m else (1, 0, b)
-    return sorted(names, key=key)
+    return sensors.sort_bands(names)
 
 
 def _grid_bounds_in(bf: BandFile, grid: Grid) -> Tuple[float, float, float, float]:
@@ -819,5 +803,4 @@ def _mosaic(stacks: np.ndarray) -> np.ndarray:
     return out
 
 
-__all__ = ["LocalProvider", "Scene", "BandFile", "read_catalog", "canonical_band",
-           "CATEGORICAL_BANDS", "S2_COMMON_NAMES"]
+__all__ = ["LocalProvider", "Scene", "BandFile", "read_catalog"]

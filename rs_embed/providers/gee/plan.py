@@ -18,7 +18,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from ...errors import SpecError
 from ...geometry import Grid
 from ...specs import SensorSpec, TemporalSpec
-from .catalog import (CLOUD_SCORE_PLUS, S1_LINEAR, CollectionInfo, collection_info, s1_collection,
+from ...sensors import EECollection
+from .catalog import (CLOUD_SCORE_PLUS, S1_LINEAR, collection_info, s1_collection,
                       s1_orbit, s1_polarisations)
 
 #: Bands rs_embed adds to every request (never returned to models).
@@ -52,7 +53,7 @@ class CloudScorePlus:
 class RequestPlan:
     """One ``computePixels`` request serving one or more sensors."""
 
-    info: CollectionInfo
+    info: EECollection
     collection: str  # the collection actually read (S1 linear/dB resolved)
     scale_m: float
     composite: str
@@ -214,7 +215,7 @@ def grid_param(grid: Grid, col0: int = 0, row0: int = 0,
     }
 
 
-def _request_key(sensor: SensorSpec, info: CollectionInfo, collection: str) -> tuple:
+def _request_key(sensor: SensorSpec, info: EECollection, collection: str) -> tuple:
     key = [collection, float(sensor.scale_m), sensor.composite]
     key.append(float(sensor.cloudy_pct) if info.cloud_property else None)
     if info.family == "s1":
