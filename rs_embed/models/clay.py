@@ -22,8 +22,8 @@ table ``configs/metadata.yaml`` and the "how-to-embed" notebook of the repositor
 1. **Input**: Sentinel-2 L2A DN in ``metadata.yaml``'s ``sentinel-2-l2a`` band order
    ``blue green red rededge1 rededge2 rededge3 nir nir08 swir16 swir22`` = ``B2 B3 B4
    B5 B6 B7 B8 B8A B11 B12`` at 10 m.
-2. **Normalise** per band with that table's mean/std (``v2.Normalize``); non-finite
-   pixels become 0 (the band mean, what a normalised chip holds on average).
+2. **Normalise** per band with that table's mean/std (``v2.Normalize``); nodata pixels
+   (non-finite, or every band at ``sensor.fill_value``) become 0, the band mean.
 3. **Size**: chips were 256 x 256; a patch of another size is resized (bilinear,
    antialiased) to 256 and its ground sample distance scaled to match
    (``gsd = scale_m x H / 256``), so the GSD-aware position encoding stays true.
@@ -49,7 +49,8 @@ from ..errors import ModelError
 from ..specs import SensorSpec
 from . import weights as W
 from .pretrained import Features, PretrainedEmbedder, tokens_to_grid
-from .spectral import S2_L2A
+from .spectral import valid_mask
+from ..sensors import S2_L2A
 
 #: configs/metadata.yaml (github.com/Clay-foundation/model @0fa6dc7), sentinel-2-l2a
 CLAY_S2_NAMES = ("blue", "green", "red", "rededge1", "rededge2", "rededge3", "nir", "nir08",
@@ -248,7 +249,7 @@ class ClayEmbedder(PretrainedEmbedder):
             "outputs": {"pooled": "mean/max of the 32 x 32 patch tokens (or the CLS token)",
                         "grid": "patch tokens (1024, 32, 32)"},
             "cls_handling": "CLS dropped from grid; pooled per pooled_from",
-            "nodata": "non-finite pixels -> 0 after normalising (the band mean)",
+            "nodata": "non-finite or fill_value pixels -> 0 after normalising (the band mean)",
         }
 
     def _build(self, ckpt: W.Checkpoint):
@@ -271,7 +272,9 @@ class ClayEmbedder(PretrainedEmbedder):
         std = torch.tensor(ck.std).view(1, -1, 1, 1)
         xs, gsds = [], []
         for a in arrays:
+            keep = torch.from_numpy(valid_mask(a, sensor.fill_value))
             x = torch.nan_to_num((torch.from_numpy(a)[None] - mean) / std, nan=0.0, posinf=0.0, neginf=0.0)
+            x = x * keep  # nodata (non-finite or fill_value) -> 0, the band mean
             if x.shape[-2:] != (size, size):
                 x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
             xs.append(x[0])

@@ -30,6 +30,8 @@ Pipeline, step by step (the package README, "Sample Code", "Expected Band Orders
    Nodata follows the package's documented convention for that version: v1 copies a
    missing band from the nearest band in wavelength, v1.1+ set missing values to 0
    after normalising (what band dropout taught them).
+   Nodata pixels are those the provider filled (non-finite, or every band equal to
+   ``sensor.fill_value``).
 3. **Frames** without any valid pixel are marked ``MaskValue.MISSING`` so the encoder
    does not attend to them; their count is in ``meta["frames_missing"]``.
 4. **Timestamps**: one ``(day, month - 1, year)`` per frame, from the frame dates the
@@ -59,13 +61,14 @@ from ..specs import OutputSpec, SensorSpec
 from . import weights as W
 from .base import EmbedResult
 from .pretrained import Features, PretrainedEmbedder
-from .spectral import S2_L2A, canonical_s2_band
+from .spectral import valid_mask
+from ..sensors import S1_DB, S2_L2A, canonical_band
 
 #: the package's Modality.SENTINEL2_L2A.band_order / Modality.SENTINEL1.band_order,
 #: in Earth Engine spelling (tests compare them with the package)
 OLMOEARTH_S2_BANDS = ("B2", "B3", "B4", "B8", "B5", "B6", "B7", "B8A", "B11", "B12", "B1", "B9")
 OLMOEARTH_S1_BANDS = ("VV", "VH")
-S1_GRD = "COPERNICUS/S1_GRD"
+S1_GRD = S1_DB
 #: the package's BASE_GSD (metres) and MAX_SEQUENCE_LENGTH
 INPUT_RES_M = 10
 MAX_FRAMES = 12
@@ -186,7 +189,7 @@ class OlmoEarthEmbedder(PretrainedEmbedder):
 
     def input_bands(self, sensor: SensorSpec) -> List[int]:
         want = OLMOEARTH_S1_BANDS if self._modality(sensor) == "s1" else OLMOEARTH_S2_BANDS
-        pos = {canonical_s2_band(b).upper(): i for i, b in enumerate(sensor.bands)}
+        pos = {canonical_band(b).upper(): i for i, b in enumerate(sensor.bands)}
         missing = [b for b in want if b.upper() not in pos]
         if missing:
             raise ModelError(f"model 'olmoearth' reads bands {list(want)} but the sensor lacks "
@@ -290,8 +293,9 @@ class OlmoEarthEmbedder(PretrainedEmbedder):
                              f"(patch_size={ps}), got {h} x {w}")
         y0, x0 = (h - hh) // 2, (w - ww) // 2
         stacks = stacks[..., y0:y0 + hh, x0:x0 + ww]
-        data = np.where(np.isfinite(stacks), stacks, np.nan).transpose(0, 3, 4, 1, 2)  # B H W T C
-        empty = np.isnan(data).all(axis=(1, 2, 4))  # (B, T): frames with no valid pixel
+        valid = valid_mask(stacks, sensor.fill_value)                                  # B T H W
+        data = np.where(valid[:, :, None], stacks, np.nan).transpose(0, 3, 4, 1, 2)   # B H W T C
+        empty = ~valid.any(axis=(2, 3))  # (B, T): frames with no valid pixel
         if empty.all(axis=1).any():
             raise ModelError("model 'olmoearth' got a patch with no valid pixel in any frame")
         version = self.checkpoint.arch["version"]

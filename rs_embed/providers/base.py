@@ -15,24 +15,60 @@ from typing import ClassVar, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import ProviderError, warn
+from .. import sensors
+from ..errors import ProviderError, SpecError, warn
 from ..geometry import Grid
 from ..specs import SensorSpec, SpatialSpec, TemporalSpec
+
+#: How every provider samples bands onto the ROI grid, so the same request gives the
+#: same pixels whatever the backend: ``"bilinear"`` interpolates continuous bands
+#: (reflectance, backscatter) and takes the nearest pixel of categorical ones (classes,
+#: bit flags: see :func:`rs_embed.sensors.is_categorical`); ``"nearest"`` takes the
+#: nearest pixel of every band.
+RESAMPLING_POLICIES = ("bilinear", "nearest")
+DEFAULT_RESAMPLING = "bilinear"
+
+
+def check_resampling(policy: str) -> str:
+    if policy not in RESAMPLING_POLICIES:
+        raise SpecError(f"resampling must be one of {RESAMPLING_POLICIES}, got {policy!r}")
+    return policy
+
+
+def resampling_method(band: str, policy: str = DEFAULT_RESAMPLING, categorical: Optional[bool] = None) -> str:
+    """The resampling a band gets under ``policy`` (``categorical`` overrides the vocabulary)."""
+    if categorical is None:
+        categorical = sensors.is_categorical(band)
+    return "nearest" if policy == "nearest" or categorical else "bilinear"
 
 
 @dataclass
 class Patch:
     """A fetched input: ``data`` float32 ``(C, H, W)`` in ``bands`` order on ``grid``.
 
-    ``meta`` holds provenance: ``scenes`` (ids used), ``nodata_fraction`` (share of
-    pixels filled with ``fill_value``), ``composite``, ``temporal`` (the window used) and
-    any backend-specific detail.
+    ``valid`` is the nodata mask ``(H, W)``: True where every band holds imagery; the
+    other pixels of ``data`` hold ``fill_value`` (how exports store them), and models
+    fill them as their family documents. ``meta`` holds provenance: ``scenes`` (ids
+    used), ``nodata_fraction`` (share of pixels outside ``valid``), ``composite``,
+    ``temporal`` (the window used), ``radiometry`` (scale, offset and where that came
+    from), ``resampling`` and any backend-specific detail.
     """
 
     data: np.ndarray
     bands: Tuple[str, ...]
     grid: Grid
     meta: dict = field(default_factory=dict)
+    valid: Optional[np.ndarray] = None
+
+    def __post_init__(self):
+        if self.valid is None:
+            fill = self.meta.get("fill_value")
+            finite = np.isfinite(self.data).all(axis=0)
+            if fill is not None and not np.isnan(fill):
+                finite &= ~(self.data == np.float32(fill)).all(axis=0)
+            self.valid = finite
+        if "nodata_fraction" not in self.meta and self.valid.size:
+            self.meta["nodata_fraction"] = float(1.0 - self.valid.mean())
 
     def describe(self) -> dict:
         """JSON-ready metadata for manifests and ``Embedding.meta``."""
@@ -77,10 +113,10 @@ class Provider(ABC):
         """A time series for ``sensor.frames``: the window cut into equal bins, one
         composite each (:meth:`fetch` per bin), stacked ``(T, C, H, W)``.
 
-        A bin with no imagery stays in place as a NaN frame (the model decides whether
-        to mask or back-fill it) and is listed in ``meta["frames_empty"]``, with one
-        warning; every bin empty raises the provider's error. A window shorter than
-        ``frames`` days gives one frame per day.
+        A bin with no imagery stays in place as a frame of ``fill_value`` (the model
+        decides whether to mask or back-fill it) and is listed in ``meta["frames_empty"]``,
+        with one warning; every bin empty raises the provider's error. ``valid`` marks the
+        pixels with imagery in at least one frame.
         """
         n = int(sensor.frames or 1)
         single = dataclasses.replace(sensor, frames=None)
@@ -92,40 +128,39 @@ class Provider(ABC):
             patch.meta.update(frames_requested=n, frames=1, frames_empty=[], frame_windows=None)
             return patch
         windows = frame_windows(temporal, n)
-        frames, metas, empty, grid, bands, last_exc = [], [], [], None, None, None
-        for i, win in enumerate(windows):
+        frames: List[Optional[Patch]] = []
+        last_exc = None
+        for win in windows:
             try:
-                p = self.fetch(spatial, win, single)
+                frames.append(self.fetch(spatial, win, single))
             except ProviderError as exc:
                 if exc.transient:
                     raise
                 frames.append(None)
-                metas.append({"error": str(exc).splitlines()[0]})
-                empty.append(i)
                 last_exc = exc
-                continue
-            if grid is None:
-                grid, bands = p.grid, p.bands
-            frames.append(p.data)
-            metas.append(p.meta)
-        if grid is None:
+        got = [p for p in frames if p is not None]
+        if not got:
             raise last_exc  # type: ignore[misc]
-        shape = next(f.shape for f in frames if f is not None)
-        stack = np.stack([f if f is not None else np.full(shape, np.nan, np.float32) for f in frames])
+        first = got[0]
+        empty = [i for i, p in enumerate(frames) if p is None]
+        fill = np.float32(sensor.fill_value)
+        stack = np.stack([p.data if p is not None else np.full(first.data.shape, fill, np.float32)
+                          for p in frames]).astype(np.float32, copy=False)
+        valid = np.any(np.stack([p.valid for p in got]), axis=0)
         if empty:
-            warn(f"{len(empty)} of {n} frames over {temporal.start}..{temporal.end} have no imagery "
-                 f"(bins {[windows[i].start for i in empty]}); they are passed on as empty frames")
-        nod = [m.get("nodata_fraction") for m in metas]
-        frac = float(np.mean([1.0 if f is None else (v if v is not None else 0.0) for f, v in zip(frames, nod)]))
-        first = next(m for m in metas if "error" not in m)
-        meta = {k: v for k, v in first.items() if k not in ("scenes", "nodata_fraction", "temporal")}
+            warn(f"{len(empty)} of {len(windows)} frames over {temporal.start}..{temporal.end} have no "
+                 f"imagery (bins starting {[windows[i].start for i in empty]}); they are passed on as "
+                 f"empty frames (fill_value), for the model to mask or back-fill")
+        per_frame = [1.0 if p is None else float(p.meta.get("nodata_fraction") or 0.0) for p in frames]
+        meta = {k: v for k, v in first.meta.items() if k not in ("scenes", "nodata_fraction", "temporal")}
         meta.update(
             frames_requested=n, frames=len(windows), frames_empty=empty,
-            frames_with_data=len(windows) - len(empty), nodata_fraction=frac,
-            frame_windows=[[w.start, w.end] for w in windows],
+            frames_with_data=len(windows) - len(empty), nodata_fraction=float(np.mean(per_frame)),
+            frame_nodata_fraction=per_frame, frame_windows=[[w.start, w.end] for w in windows],
             frame_dates=[(w.start_date + (w.end_date - w.start_date) / 2).isoformat() for w in windows],
-            scenes=[m.get("scenes") for m in metas], temporal=temporal.to_dict())
-        return Patch(data=stack.astype(np.float32, copy=False), bands=bands, grid=grid, meta=meta)
+            scenes=[p.meta.get("scenes") if p is not None else [] for p in frames],
+            temporal=temporal.to_dict(), fill_value=float(fill))
+        return Patch(data=stack, bands=first.bands, grid=first.grid, meta=meta, valid=valid)
 
     def coverage(self) -> str:
         """A one-line human description of what this provider can serve."""
@@ -163,4 +198,5 @@ def fetch_input(provider: "Provider", spatial: SpatialSpec, temporal: Optional[T
     return provider.fetch(spatial, temporal, sensor)
 
 
-__all__ = ["Patch", "Provider", "frame_windows", "fetch_input"]
+__all__ = ["Patch", "Provider", "RESAMPLING_POLICIES", "DEFAULT_RESAMPLING", "check_resampling",
+           "resampling_method", "frame_windows", "fetch_input"]

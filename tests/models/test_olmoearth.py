@@ -96,7 +96,7 @@ def _official(folder, version, x_bthwc, stamps, patch_size=4, full_package=False
 
 
 def test_band_order_and_constants_come_from_the_package():
-    from rs_embed.models.spectral import canonical_s2_band
+    from rs_embed.sensors import canonical_band as canonical_s2_band
     assert olmoearth.OLMOEARTH_S2_BANDS == tuple(canonical_s2_band(b) for b in Modality.SENTINEL2_L2A.band_order)
     assert olmoearth.OLMOEARTH_S1_BANDS == tuple(b.upper() for b in Modality.SENTINEL1.band_order)
     from olmoearth_pretrain_minimal.olmoearth_pretrain_v1.utils import constants
