@@ -32,10 +32,11 @@ _BUILTIN: Dict[str, str] = {
     "earthindex": "rs_embed.models.earthindex:EarthIndexEmbedder",
     "olmoearth": "rs_embed.models.olmoearth:OlmoEarthEmbedder",
     "clay": "rs_embed.models.clay:ClayEmbedder",
+    "terramind": "rs_embed.models.terramind:TerraMindEmbedder",
 }
 # Ids of the public catalog this release cannot run: registered so asking explains why.
 _BUILTIN.update({n: f"rs_embed.models.unavailable:{n}" for n in (
-    "terramind", "satmaepp", "galileo", "anysat", "terrafm", "thor", "agrifm",
+    "satmaepp", "galileo", "anysat", "terrafm", "thor", "agrifm",
     "fomo", "wildsat", "satvision")})
 _registry: Dict[str, Union[str, Type[Embedder]]] = dict(_BUILTIN)
 _instances: Dict[Tuple, Embedder] = {}

@@ -16,14 +16,6 @@ from .base import Embedder
 
 #: id -> (what the model is, why it cannot run here, where its official code lives)
 REASONS: Dict[str, Dict[str, str]] = {
-    "terramind": {
-        "model": "TerraMind v1 (IBM/ESA), any-to-any multimodal model",
-        "reason": ("its only installable implementation is terratorch (1.2.13), which needs "
-                   "torchgeo>=0.9; torchgeo 0.9+ requires Python >= 3.12 and this release supports "
-                   "3.11, so terratorch's TerraMind code cannot run beside torchgeo 0.8.1; an "
-                   "integration is not finished"),
-        "reference": "https://pypi.org/project/terratorch/",
-    },
     "satmaepp": {
         "model": "SatMAE++ (multi-scale MAE)",
         "reason": ("rshf 0.2.2 on PyPI carries SatMAE++; an integration with parity tests against "
