@@ -33,10 +33,11 @@ _BUILTIN: Dict[str, str] = {
     "olmoearth": "rs_embed.models.olmoearth:OlmoEarthEmbedder",
     "clay": "rs_embed.models.clay:ClayEmbedder",
     "terramind": "rs_embed.models.terramind:TerraMindEmbedder",
+    "satmaepp": "rs_embed.models.satmaepp:SatMAEPPEmbedder",
 }
 # Ids of the public catalog this release cannot run: registered so asking explains why.
 _BUILTIN.update({n: f"rs_embed.models.unavailable:{n}" for n in (
-    "satmaepp", "galileo", "anysat", "terrafm", "thor", "agrifm",
+    "galileo", "anysat", "terrafm", "thor", "agrifm",
     "fomo", "wildsat", "satvision")})
 _registry: Dict[str, Union[str, Type[Embedder]]] = dict(_BUILTIN)
 _instances: Dict[Tuple, Embedder] = {}

@@ -16,12 +16,6 @@ from .base import Embedder
 
 #: id -> (what the model is, why it cannot run here, where its official code lives)
 REASONS: Dict[str, Dict[str, str]] = {
-    "satmaepp": {
-        "model": "SatMAE++ (multi-scale MAE)",
-        "reason": ("rshf 0.2.2 on PyPI carries SatMAE++; an integration with parity tests against "
-                   "it is not finished in this release"),
-        "reference": "https://pypi.org/project/rshf/",
-    },
     "galileo": {
         "model": "Galileo (NASA Harvest), multi-modal multi-temporal pretrained remote-sensing model",
         "reason": ("no installable reference: 'galileo' on PyPI is an unrelated package (a client of "
