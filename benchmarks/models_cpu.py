@@ -1,12 +1,16 @@
 """CPU throughput of the pretrained models: patches per second at batch 1 and batch 16.
 
+Figures depend on the machine and on what else runs on it: on a shared machine run it
+when it is quiet, and say so beside the numbers.
+
 Each model runs at its published size with random weights (the speed does not depend
 on the values), through the full ``embed_batch`` path: band selection, the published
 preprocessing, the forward pass and pooling. No checkpoint is read or downloaded: the
 randomly initialised network is placed in the model cache under an empty placeholder
 file.
 
-    .venv-models/bin/python benchmarks/models_cpu.py               # all six, about 4 min on 2 idle cores
+    .venv/bin/python benchmarks/models_cpu.py                      # every case, 2 threads
+    .venv/bin/python benchmarks/models_cpu.py --models olmoearth clay terramind satmaepp
     .venv-models/bin/python benchmarks/models_cpu.py --models ssl4eo remoteclip --repeats 5
     .venv/bin/python benchmarks/models_cpu.py --models --products   # precomputed products only
 
@@ -35,14 +39,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rs_embed.models import embedder_class, weights as W  # noqa: E402
 from rs_embed.specs import OutputSpec, SensorSpec  # noqa: E402
 
-#: model -> (variant, patch side in pixels fed to the embedder, scale in metres)
+#: case -> (model, variant, patch side in pixels fed to the embedder, scale in metres, frames)
 CASES = {
-    "remoteclip": ("vit_b32", 224, 10),
-    "ssl4eo": ("resnet50_moco", 256, 10),
-    "dofa": ("base", 224, 10),
-    "scalemae": ("vitl16_fmow_rgb", 224, 10),
-    "satmae": ("vitl16_rgb", 224, 10),
-    "prithvi": ("300m", 224, 30),
+    "remoteclip": ("remoteclip", "vit_b32", 224, 10, None),
+    "ssl4eo": ("ssl4eo", "resnet50_moco", 256, 10, None),
+    "dofa": ("dofa", "base", 224, 10, None),
+    "scalemae": ("scalemae", "vitl16_fmow_rgb", 224, 10, None),
+    "satmae": ("satmae", "vitl16_rgb", 224, 10, None),
+    "prithvi": ("prithvi", "300m", 224, 30, None),
+    "olmoearth": ("olmoearth", "base_v1_2", 128, 10, None),
+    "olmoearth_t12": ("olmoearth", "base_v1_2", 64, 10, 12),
+    "clay": ("clay", "v1.5", 256, 10, None),
+    "terramind": ("terramind", "base", 224, 10, None),
+    "satmaepp": ("satmaepp", "vitl16_rgb", 224, 10, None),
 }
 
 
@@ -51,9 +60,17 @@ def _embedder(name: str, variant: str, folder: Path):
     cls = embedder_class(name)
     ck = cls.catalog.get(variant)
     placeholder = folder / ck.filename
+    placeholder.parent.mkdir(parents=True, exist_ok=True)
     placeholder.write_bytes(b"")
     torch.manual_seed(0)
-    net = cls._build(None, ck)
+    if name == "olmoearth":  # built by the official package from its model size, as config.json would
+        from olmoearth_pretrain_minimal import OlmoEarthPretrain_v1
+        (placeholder.parent / "config.json").write_text("{}")
+        size, version = variant.split("_v")[0], "v" + variant.split("_v")[1].replace("_", ".")
+        net = OlmoEarthPretrain_v1(model_size=size, model_version=version,
+                                   supported_modality_names=["sentinel2_l2a", "sentinel1", "landsat"]).model
+    else:
+        net = cls._build(None, ck)
     net.eval()
     if name == "remoteclip":
         net = net.visual  # the embedder keeps only the vision tower
@@ -63,10 +80,12 @@ def _embedder(name: str, variant: str, folder: Path):
 
 
 def _rate(emb, sensor, patches, repeats: int) -> float:
-    emb.embed_batch(patches, sensor=sensor, output=OutputSpec.pooled())  # warm-up
+    ctx = [{"center": (8.5, 47.3), "dates": ["2022-%02d-15" % (1 + i % 12) for i in range(
+        patches[0].shape[0] if patches[0].ndim == 4 else 1)]} for _ in patches]
+    emb.embed_batch(patches, sensor=sensor, output=OutputSpec.pooled(), contexts=ctx)  # warm-up
     t0 = time.perf_counter()
     for _ in range(repeats):
-        emb.embed_batch(patches, sensor=sensor, output=OutputSpec.pooled())
+        emb.embed_batch(patches, sensor=sensor, output=OutputSpec.pooled(), contexts=ctx)
     return len(patches) * repeats / (time.perf_counter() - t0)
 
 
@@ -133,6 +152,8 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3, help="timed runs at batch 1 (batch 16 runs once)")
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--products", action="store_true", help="time the precomputed products")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    ap.add_argument("--batch", type=int, default=16, help="size of the batched run (default 16)")
     args = ap.parse_args(argv)
     if args.products:
         rows = _products(args.repeats)
@@ -142,22 +163,25 @@ def main(argv=None) -> int:
             return 0
 
     import torch
+    torch.set_num_threads(args.threads)
     rows = []
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU")
-    print(f"{'model':<11} {'variant':<16} {'params':>8} {'b=1 /s':>8} {'b=16 /s':>8}")
+    print(f"{'case':<14} {'variant':<16} {'params':>8} {'input':>14} {'b=1 /s':>8} {f'b={args.batch} /s':>8}")
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.models:
-            variant, side, scale = CASES[name]
-            emb, params = _embedder(name, variant, Path(tmp))
-            bands = emb.describe()["inputs"]["bands"] if name != "satmae" else ["B4", "B3", "B2"]
-            sensor = SensorSpec("bench", tuple(bands), scale_m=scale)
+        for case in args.models:
+            name, variant, side, scale, frames = CASES[case]
+            emb, params = _embedder(name, variant, Path(tmp) / case)
+            bands = emb.checkpoint.bands
+            sensor = SensorSpec("COPERNICUS/S2_SR_HARMONIZED", tuple(bands), scale_m=scale)
             rng = np.random.default_rng(0)
-            patches = [(rng.random((len(bands), side, side)) * 4000).astype(np.float32) for _ in range(16)]
+            shape = ((frames,) if frames else ()) + (len(bands), side, side)
+            patches = [(rng.random(shape) * 4000).astype(np.float32) for _ in range(args.batch)]
             r1 = _rate(emb, sensor, patches[:1], args.repeats)
-            r16 = _rate(emb, sensor, patches, 1)
-            rows.append({"model": name, "variant": variant, "params_m": round(params / 1e6, 1),
-                         "patch_px": side, "batch1_per_s": round(r1, 3), "batch16_per_s": round(r16, 3)})
-            print(f"{name:<11} {variant:<16} {params / 1e6:>7.1f}M {r1:>8.2f} {r16:>8.2f}", flush=True)
+            rb = _rate(emb, sensor, patches, 1)
+            shown = f"{frames or 1}x{len(bands)}x{side}"
+            rows.append({"case": case, "model": name, "variant": variant, "params_m": round(params / 1e6, 1),
+                         "input": shown, "batch1_per_s": round(r1, 3), f"batch{args.batch}_per_s": round(rb, 3)})
+            print(f"{case:<14} {variant:<16} {params / 1e6:>7.1f}M {shown:>14} {r1:>8.2f} {rb:>8.2f}", flush=True)
             W.clear_model_cache()
             del emb
             gc.collect()

@@ -34,10 +34,11 @@ _BUILTIN: Dict[str, str] = {
     "clay": "rs_embed.models.clay:ClayEmbedder",
     "terramind": "rs_embed.models.terramind:TerraMindEmbedder",
     "satmaepp": "rs_embed.models.satmaepp:SatMAEPPEmbedder",
+    "galileo": "rs_embed.models.galileo:GalileoEmbedder",
 }
 # Ids of the public catalog this release cannot run: registered so asking explains why.
 _BUILTIN.update({n: f"rs_embed.models.unavailable:{n}" for n in (
-    "galileo", "anysat", "terrafm", "thor", "agrifm",
+    "anysat", "terrafm", "thor", "agrifm",
     "fomo", "wildsat", "satvision")})
 _registry: Dict[str, Union[str, Type[Embedder]]] = dict(_BUILTIN)
 _instances: Dict[Tuple, Embedder] = {}

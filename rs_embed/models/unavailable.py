@@ -16,12 +16,6 @@ from .base import Embedder
 
 #: id -> (what the model is, why it cannot run here, where its official code lives)
 REASONS: Dict[str, Dict[str, str]] = {
-    "galileo": {
-        "model": "Galileo (NASA Harvest), multi-modal multi-temporal pretrained remote-sensing model",
-        "reason": ("no installable reference: 'galileo' on PyPI is an unrelated package (a client of "
-                   "the Galileo AI platform); the official code is only on GitHub (nasaharvest/galileo)"),
-        "reference": "https://github.com/nasaharvest/galileo",
-    },
     "anysat": {
         "model": "AnySat (resolution-, scale- and modality-agnostic JEPA)",
         "reason": "no installable reference: the official code is published on GitHub / torch hub only",

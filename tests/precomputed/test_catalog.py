@@ -35,14 +35,14 @@ def test_status_and_cli_show_readiness_of_products():
     st = {s["model"]: s for s in model_status()}
     for name in ("tessera", "copernicus", "majortom", "earthindex"):
         assert st[name]["ready"] is True and st[name]["backend"]
-    assert st["galileo"]["ready"] is False and "not available" in st["galileo"]["note"]
+    assert st["anysat"]["ready"] is False and "not available" in st["anysat"]["note"]
     out = subprocess.run([sys.executable, "-m", "rs_embed.cli", "models", "--json"], capture_output=True,
                          text=True, timeout=120)
     if out.returncode != 0:  # the CLI may not offer --json; the plain table must still list them
         out = subprocess.run([sys.executable, "-m", "rs_embed.cli", "models"], capture_output=True,
                              text=True, timeout=120)
         assert out.returncode == 0, out.stderr
-        assert "tessera" in out.stdout and "galileo" in out.stdout
+        assert "tessera" in out.stdout and "anysat" in out.stdout
     else:
         rows = {r["model"]: r for r in json.loads(out.stdout)}
-        assert rows["tessera"]["ready"] and not rows["galileo"]["ready"]
+        assert rows["tessera"]["ready"] and not rows["anysat"]["ready"]
