@@ -15,42 +15,54 @@ from ..errors import ModelError
 from .base import Embedder
 
 #: id -> (what the model is, why it cannot run here, where its official code lives)
+#: A copy of the official code that is on PyPI only inside another project's wheel.
+_VENDORED = ("the only copy on PyPI is the trimmed one vendored inside the public rs-embed 0.3.1 "
+             "wheel (Python >= 3.12 only; its import name rs_embed is this package's own)")
+_NOT_DONE = "an integration with parity tests against it is not done in this release"
+
 REASONS: Dict[str, Dict[str, str]] = {
     "anysat": {
         "model": "AnySat (resolution-, scale- and modality-agnostic JEPA)",
-        "reason": "no installable reference: the official code is published on GitHub / torch hub only",
+        "reason": (f"the official code is published on GitHub / torch hub (gastruc/AnySat), not on PyPI; "
+                   f"{_VENDORED}; {_NOT_DONE}"),
         "reference": "https://github.com/gastruc/AnySat",
     },
     "terrafm": {
         "model": "TerraFM (unified multisensor foundation model)",
-        "reason": "no installable reference: the official code is published on GitHub only",
+        "reason": (f"the official code is published on GitHub and the Hugging Face model repo "
+                   f"(MBZUAI/TerraFM terrafm.py), not on PyPI; {_VENDORED}; {_NOT_DONE}"),
         "reference": "https://github.com/mbzuai-oryx/TerraFM",
     },
     "thor": {
         "model": "THOR (flexible-GSD multi-sensor foundation model)",
-        "reason": ("no installable reference: the 'thor-*' packages on PyPI are unrelated (a C++/CUDA "
-                   "framework, a blockchain SDK, ...)"),
+        "reason": (f"the official code (FM4CS/THOR, thor_terratorch_ext) is on GitHub only; the 'thor-*' "
+                   f"packages on PyPI are unrelated; {_VENDORED}; {_NOT_DONE}"),
         "reference": "https://github.com/FM4CS/THOR",
     },
     "agrifm": {
         "model": "AgriFM (multi-source temporal crop-mapping model)",
-        "reason": "no installable reference: the official code is published on GitHub only",
+        "reason": (f"the official code (a Video Swin backbone registered in mmsegmentation / mmengine) is on "
+                   f"GitHub only; {_VENDORED}, and it still imports mmseg; {_NOT_DONE}"),
         "reference": "https://github.com/flyakon/AgriFM",
     },
     "fomo": {
         "model": "FoMo-Net (forest monitoring multi-sensor model)",
-        "reason": "no installable reference: 'fomo' on PyPI is an unrelated SDK (the Fomo API service)",
+        "reason": (f"the official code (FoMo-Bench model_zoo/multimodal_mae.py) is on GitHub only; 'fomo' on "
+                   f"PyPI is an unrelated SDK; {_VENDORED}; {_NOT_DONE}"),
         "reference": "https://github.com/RolnickLab/FoMo-Bench",
     },
     "wildsat": {
         "model": "WildSAT (wildlife-informed satellite representations)",
-        "reason": "no installable reference: the official code is published on GitHub only",
+        "reason": ("its backbones are torchvision's ViT-B/16, ResNet-50 and Swin-T, but the checkpoint layout "
+                   "(satellite_state_dict, Google Drive files) and the training preprocessing are defined only "
+                   f"in the official GitHub code; {_VENDORED}; {_NOT_DONE}"),
         "reference": "https://github.com/cvl-umass/wildsat",
     },
     "satvision": {
         "model": "SatVision-TOA (NASA, top-of-atmosphere MODIS SwinV2)",
-        "reason": ("no installable reference: 'satvision' 0.0.3 on PyPI is an unrelated inference "
-                   "framework (module 'satvis'), not NASA's SatVision-TOA"),
+        "reason": ("it reads MODIS top-of-atmosphere bands, which no provider here serves yet; its SwinV2 is in "
+                   "NASA's pytorch-caney (PyPI 0.1.0 predates SatVision-TOA; 'satvision' 0.0.3 on PyPI is an "
+                   f"unrelated framework); {_NOT_DONE}"),
         "reference": "https://github.com/nasa-nccs-hpda/pytorch-caney",
     },
 }
