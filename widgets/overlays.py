@@ -167,7 +167,7 @@ def catalog_layers(catalog=None, *, max_size: int = 768):
     a scene/STAC JSON, a raster; None is the embedded sample). Returns
     ``(layers, lon/lat bounds of all scenes)``.
     """
-    from rs_embed.providers.local import LocalProvider
+    from rs_embed import LocalProvider
 
     provider = catalog if isinstance(catalog, LocalProvider) else LocalProvider(catalog)
     layers, boxes = [], []
