@@ -228,3 +228,21 @@ def embedding_overlay(source, model: Optional[str] = None, item=0, *, opacity: f
                                           min_size=256, nearest=True)
     return image_overlay(np.moveaxis(warped, 0, -1), bounds,
                          name=f"{model} PCA: {names[i]}", opacity=opacity)
+
+
+def input_overlay(source, model: Optional[str] = None, item=0, *, names: Optional[Sequence[str]] = None):
+    """The true-colour input patch a model received, as a map layer at its true position."""
+    from . import export_view as ev
+    from .quicklook import rgb_image
+
+    res = ev.as_result(source)
+    model = ev.pick_model(res, model)
+    names = ev.item_names(res, names)
+    i = names.index(item) if isinstance(item, str) else ev.select(res.n_items, [item], 1)[0]
+    patch = ev.inputs(res, model)[i]
+    if patch is None:
+        raise ValueError(f"item {names[i]!r} has no saved input for {model!r} (export with save_inputs=True)")
+    rgb = rgb_image(patch, ev.input_bands(res, model))
+    crs, transform = ev.input_grid(res, model, i, patch.shape[-2:])
+    warped, bounds = warp_to_web_mercator(np.moveaxis(rgb, -1, 0), crs, transform, min_size=256)
+    return image_overlay(np.moveaxis(warped, 0, -1), bounds, name=f"{model} input: {names[i]}")
