@@ -100,7 +100,7 @@ def _library_and_weights(status: dict, allow_download: bool) -> List[Check]:
             else:
                 checks.append(Check("weights", False,
                                     f"{what} is not on disk: put it in $RS_EMBED_WEIGHTS_DIR or pass "
-                                    f"weights='/path/to/{v.get('file')}' (rs-embed models lists where)"))
+                                    f"weights='/path/to/{v.get('file')}'"))
     else:
         checks.append(Check("weights", True, "no weights needed"))
     return checks
