@@ -166,12 +166,14 @@ class SimilarityIndex:
                  hnsw_m: int = 32, ef_search: int = 128, ef_construction: int = 80):
         if method not in ("exact", "hnsw"):
             raise ValueError(f"method must be 'exact' or 'hnsw', got {method!r}")
-        x = pooled(vectors)
-        norms = np.linalg.norm(np.nan_to_num(x), axis=1)
-        self.valid = np.isfinite(x).all(axis=1) & (norms > 0)
-        unit = np.zeros_like(x)
-        unit[self.valid] = x[self.valid] / norms[self.valid, None]
-        self.unit = np.ascontiguousarray(unit, dtype=np.float32)
+        x = np.ascontiguousarray(pooled(vectors), dtype=np.float32)
+        norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float64))  # NaN/inf for bad rows
+        self.valid = np.isfinite(norms) & (norms > 0)
+        unit = np.empty_like(x)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            np.divide(x, norms[:, None].astype(np.float32), out=unit)
+        unit[~self.valid] = 0.0
+        self.unit = unit
         self.names = [str(n) for n in names] if names is not None else [f"#{i}" for i in range(len(x))]
         if len(self.names) != len(x):
             raise ValueError(f"names has {len(self.names)} entries for {len(x)} rows")
