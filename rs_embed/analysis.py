@@ -531,7 +531,8 @@ class ProbeTable:
             f"<tr><td>{escape(r.model)}</td><td>{escape(r.method)}</td><td>{r.accuracy:.1%}</td>"
             f"<td>{r.ci_low:.1%} – {r.ci_high:.1%}</td><td>{r.n}</td><td>{len(r.classes)}</td>"
             f"<td>{r.folds}</td></tr>" for r in self.results)
-        return ("<table class='rs-probe-table'><tr><th>model</th><th>method</th><th>accuracy</th>"
+        return ("<style>.rs-probe-table td, .rs-probe-table th {padding: 2px 12px 2px 0; text-align: left}</style>"
+                "<table class='rs-probe-table'><tr><th>model</th><th>method</th><th>accuracy</th>"
                 f"<th>95 % CI</th><th>n</th><th>classes</th><th>folds</th></tr>{rows}</table>")
 
     def plot(self):

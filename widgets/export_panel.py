@@ -193,6 +193,16 @@ class ExportPanel(W.VBox):
         self.live.add_class("rs-export-live")
         self.downloads = W.HTML()
         self.downloads.add_class("rs-export-downloads")
+        # what comes after an export: search and probe the result on the same map
+        self.explore_button = W.Button(description="Similarity search", icon="search")
+        self.explore_button.add_class("rs-explore-button")
+        self.explore_button.on_click(lambda _: self._open(self.open_explorer))
+        self.probe_button = W.Button(description="Label and probe", icon="tags")
+        self.probe_button.add_class("rs-probe-button")
+        self.probe_button.on_click(lambda _: self._open(self.open_probe))
+        self.next_steps = W.HBox([self.explore_button, self.probe_button], layout=W.Layout(display="none"))
+        self.tools = W.VBox()
+        self.tools.add_class("rs-export-tools")
 
         self.children = [
             W.HTML("<b>Export embeddings</b>"),
@@ -208,7 +218,7 @@ class ExportPanel(W.VBox):
             _row("Readiness", self.readiness),
             _row("", self.export_button, self.cancel_button, self.code_button),
             self.disabled_reason, self.message, self.progress_box, self.live, self.summary,
-            self.downloads, self.code_view,
+            self.downloads, self.next_steps, self.tools, self.code_view,
         ]
         self.add_class("rs-export-panel")
         self._update_model_info()
@@ -411,6 +421,7 @@ class ExportPanel(W.VBox):
         self._bar = tqdm(total=n, desc="starting", display=False, leave=True)
         self.progress_box.children = [self._bar.container]
         self.summary.value = self.downloads.value = self.live.value = ""
+        self.next_steps.layout.display = "none"
         self.result, self.error, self.loaded = None, "", None
         self._names_used = list(kwargs.get("names") or self.rois()[1])
         self._failed = 0
@@ -501,6 +512,9 @@ class ExportPanel(W.VBox):
             style = {"done": "success", "partial": "warning", "cancelled": "warning"}.get(self.status, "danger")
             self._mark_picker()
             self._offer_downloads()
+            has_vectors = self.loaded is not None and any(
+                r.embeddings is not None for r in self.loaded.models.values())
+            self.next_steps.layout.display = None if has_vectors else "none"
             self._say("")
         finally:
             if self._bar is not None:
@@ -508,6 +522,35 @@ class ExportPanel(W.VBox):
                 _bar_style(self._bar, style)
             self.cancel_button.disabled = True
             self.refresh()
+
+    def open_explorer(self, **kwargs):
+        """A :class:`SimilarityExplorer` over the last export, on the picker's map."""
+        from .explorer import SimilarityExplorer
+
+        tool = SimilarityExplorer(self.load(), self.picker, names=self._names_for_tools(), **kwargs)
+        self.tools.children = [c for c in self.tools.children if not isinstance(c, SimilarityExplorer)] + [tool]
+        return tool
+
+    def open_probe(self, **kwargs):
+        """A :class:`ProbePanel` over the last export (labels from the ROI names to start)."""
+        from .probe_panel import ProbePanel
+
+        kwargs.setdefault("labels", "names")
+        tool = ProbePanel(self.load(), self.picker, names=self._names_for_tools(), **kwargs)
+        self.tools.children = [c for c in self.tools.children if not isinstance(c, ProbePanel)] + [tool]
+        return tool
+
+    def _names_for_tools(self):
+        res_names = getattr(self.loaded, "names", None)
+        if res_names:
+            return None
+        return self._names_used if self.loaded is not None and len(self._names_used) == self.loaded.n_items else None
+
+    def _open(self, fn) -> None:
+        try:
+            fn()
+        except (RsEmbedError, ValueError, KeyError, RuntimeError) as exc:
+            self._say(f"⚠ {escape(str(exc))}", error=True)
 
     def _load_quietly(self):
         try:

@@ -678,7 +678,7 @@ class RoiPicker(W.VBox):
                           layout=W.Layout(width="2.6em"))
         delete.on_click(lambda _, n=roi.name: self._guard(self.remove, n))
         delete.add_class("rs-roi-delete")
-        row = W.HBox(parts + [go, delete])
+        row = W.HBox(parts + [go, delete], layout=W.Layout(flex="0 0 auto"))
         row.add_class("rs-roi-row")
         if len(self._row_cache) > 4 * PAGE_SIZE:
             self._row_cache.clear()
