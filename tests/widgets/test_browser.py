@@ -152,7 +152,7 @@ def test_the_research_journey_in_the_browser(voila, tmp_path):
             assert len(fills) >= 3, fills
             assert "cosine similarity" in page.locator(".rs-layer-panel").inner_text()
             page.locator(".rs-similarity-explorer").screenshot(path=str(shots / "similarity_explorer.png"))
-            page.locator(".rs-roi-map").screenshot(path=str(shots / "similarity_map.png"))
+            page.locator(".rs-roi-map").screenshot(path=str(shots / "similarity_map.jpg"), quality=85)
             page.locator(".rs-similarity-explorer .widget-toggle-button", has_text="Off").click()
 
             # 4. label three places by clicking and run a k-NN probe
@@ -213,5 +213,5 @@ def test_the_research_journey_in_the_browser(voila, tmp_path):
     docs = os.environ.get("RS_EMBED_DOCS_SCREENSHOTS")
     if docs:
         Path(docs).mkdir(parents=True, exist_ok=True)
-        for name in ("roi_picker.jpg", "export_panel.png", "similarity_map.png", "probe_panel.png"):
+        for name in ("roi_picker.jpg", "export_panel.png", "similarity_map.jpg", "probe_panel.png"):
             shutil.copy(shots / name, Path(docs) / name)
