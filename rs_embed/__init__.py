@@ -41,7 +41,7 @@ _EXPORTS = {
     "default_sensor": "rs_embed.readiness", "ModelReadiness": "rs_embed.readiness",
 }
 _SUBMODULES = {"sample", "specs", "errors", "providers", "models", "geometry", "api", "inspect",
-               "export", "io", "analysis", "readiness"}
+               "export", "io", "analysis", "readiness", "sensors"}
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import rs_embed
 
 WIDGETS = Path(__file__).resolve().parents[2] / "widgets"
-#: public modules of the core a widget may import from (besides ``rs_embed`` itself)
-PUBLIC = {"rs_embed", "rs_embed.analysis", "rs_embed.sample"}
+#: public modules of the core a widget may import from (besides ``rs_embed`` itself): the
+#: search and probe API, the embedded sample and the sensor vocabulary
+PUBLIC = {"rs_embed", "rs_embed.analysis", "rs_embed.sample", "rs_embed.sensors"}
 
 
 def imports(path):
