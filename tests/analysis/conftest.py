@@ -1,17 +1,8 @@
-"""A real export of the embedded sample's 33 labelled points (rcf and spectral), made once."""
+"""Labels of the embedded sample's points (the export itself is the suite's ``sample_export``)."""
 
 import pytest
 
-from rs_embed import export_batch, load_export, sample
-
-
-@pytest.fixture(scope="session")
-def sample_export(tmp_path_factory):
-    out = tmp_path_factory.mktemp("analysis") / "sample"
-    export_batch(spatials=sample.spatials(), names=sample.names(), temporal=sample.TEMPORAL,
-                 models=["rcf", "spectral"], out=str(out), layout="per_item", backend="local",
-                 show_progress=False)
-    return load_export(out)
+from rs_embed import sample
 
 
 @pytest.fixture(scope="session")

@@ -13,14 +13,3 @@ def gated():
     yield cls
     cls.gate.set()
 
-
-@pytest.fixture(scope="session")
-def sample_export(tmp_path_factory):
-    """The 33 labelled sample points exported with rcf and spectral (pooled), once."""
-    from rs_embed import export_batch, load_export, sample
-
-    out = tmp_path_factory.mktemp("widgets") / "sample"
-    export_batch(spatials=sample.spatials(), names=sample.names(), temporal=sample.TEMPORAL,
-                 models=["rcf", "spectral"], out=str(out), layout="per_item", backend="local",
-                 show_progress=False)
-    return load_export(out)
