@@ -57,6 +57,8 @@ demo: $(VENV)/.stamp-core
 test: $(VENV)/.stamp-dev
 	$(BIN)/python -m pytest -q
 	$(BIN)/mkdocs build --strict --quiet -f docs/mkdocs.yml --site-dir ../build/site
+	@! grep -rlE '<(script|link)[^>]+(src|href)="(https?:)?//' build/site --include=*.html \
+	  || { echo "the docs load scripts or styles from the network (they must work offline)"; exit 1; }
 
 docs: $(VENV)/.stamp-dev
 	$(BIN)/mkdocs build --strict -f docs/mkdocs.yml --site-dir ../build/site

@@ -86,7 +86,9 @@ class CompareView(W.VBox):
             for i in range(res.n_items):
                 if np.isfinite(emb[i]).any():
                     right.append(embedding_overlay(res, self.model, i, names=names))
-            self.legend.value = "one PCA for all ROIs: red = PC1, green = PC2, blue = PC3"
+            from .overlays import PCA_RGB_LEGEND
+
+            self.legend.value = PCA_RGB_LEGEND
         else:
             from .layers import hex_colors  # noqa: F401 (colours below are RGB triples)
             from .map_items import ExportOnMap

@@ -194,13 +194,22 @@ def sample_layers(max_size: int = 768):
     return catalog_layers(None, max_size=max_size)
 
 
+#: the legend of PCA → RGB overlays (the map's layer panel shows it beside the group)
+PCA_RGB_LEGEND = ("PCA → RGB of the grid embeddings, one PCA for all ROIs: "
+                  "<span style='color:#d32f2f'>red = PC1</span>, "
+                  "<span style='color:#388e3c'>green = PC2</span>, "
+                  "<span style='color:#1976d2'>blue = PC3</span>")
+
+
 def embedding_overlay(source, model: Optional[str] = None, item=0, *, opacity: float = 0.75,
                       names: Optional[Sequence[str]] = None):
     """A grid embedding's PCA-to-RGB image as a map layer at the ROI's true position.
 
     ``item`` is an index or a ROI name. The PCA is fitted on every item of the export,
-    so overlays of different ROIs share one colour scale. Add the layer to a map:
-    ``picker.map.add(embedding_overlay("exports/run.npz", "rcf", "roi_01"))``.
+    so overlays of different ROIs share one colour scale (:data:`PCA_RGB_LEGEND`). Attach
+    it to its ROI so it sits in the *Embeddings* group and goes when the ROI moves:
+    ``picker.attach("roi_01", embedding_overlay("exports/run", "rcf", "roi_01"),
+    legend=PCA_RGB_LEGEND)``.
     """
     from . import export_view as ev
     from .analysis import pca_rgb
