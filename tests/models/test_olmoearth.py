@@ -190,3 +190,28 @@ def test_get_embedding_bins_the_window_into_frames(weights_dir, tiny_variant, tm
     assert m["frames_input"] == 3 and m["frames_encoded"] == 2 and m["frames_missing"] == 1
     assert m["timestamps"] == [(16, 4, 2021), (16, 5, 2021), (16, 6, 2021)]
     assert m["sensor"]["frames"] == 3
+
+
+def test_sentinel1_modality_parity(weights_dir, tiny_variant):
+    """modality='s1': VV/VH dB through the package's SENTINEL1 normaliser and encoder."""
+    from olmoearth_pretrain_minimal import Normalizer, load_model_from_path
+    _, folder = _make_checkpoint("v1.2", weights_dir, tiny_variant)
+    emb = olmoearth.OlmoEarthEmbedder(variant="test", device="cpu")
+    s1 = emb.sensor_for_modality("s1")
+    assert s1.bands == olmoearth.OLMOEARTH_S1_BANDS and s1.collection == "COPERNICUS/S1_GRD"
+    rng = np.random.default_rng(9)
+    xs = [(rng.random((2, 16, 16)) * 20 - 25).astype(np.float32) for _ in range(2)]
+    ctx = [{"dates": ["2022-03-01"]}] * 2
+    got = emb.embed_batch(xs, sensor=s1, output=OutputSpec.pooled(), contexts=ctx)
+    model = load_model_from_path(folder).eval()
+    x = np.stack(xs).transpose(0, 2, 3, 1)[:, :, :, None, :]
+    norm = Normalizer(model_type="v1.2").normalize(Modality.SENTINEL1, x)
+    n_sets = model.encoder.patch_embeddings.tokenization_config.get_num_bandsets("sentinel1")
+    sample = MaskedOlmoEarthSample(timestamps=torch.tensor([[(1, 2, 2022)]] * 2, dtype=torch.long),
+                                   sentinel1=torch.from_numpy(np.asarray(norm, np.float32)),
+                                   sentinel1_mask=torch.zeros(2, 16, 16, 1, n_sets, dtype=torch.long))
+    with torch.no_grad():
+        tm = model.encoder(sample, patch_size=4, input_res=10, fast_pass=True)["tokens_and_masks"]
+    np.testing.assert_allclose(np.stack([g.data for g in got]), tm.pool_unmasked_tokens(PoolingType.MEAN).numpy(),
+                               atol=1e-5, rtol=1e-5)
+    assert got[0].meta["modality"] == "sentinel1"
