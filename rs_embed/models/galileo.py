@@ -40,17 +40,15 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List
 
 import numpy as np
 
 from ..errors import ModelError
 from ..sensors import S1_DB, S2_L2A, canonical_band
-from ..specs import OutputSpec, SensorSpec
+from ..specs import SensorSpec
 from . import weights as W
-from .base import EmbedResult
 from .pretrained import Features, PretrainedEmbedder
 from .spectral import valid_mask
 
@@ -247,6 +245,7 @@ class GalileoEmbedder(PretrainedEmbedder):
     extra = "models-galileo"
     collection = S2_L2A
     input_ndim = (3, 4)
+    batch_by_shape = True
     summary = ("Galileo (NASA Harvest) multi-modal, multi-temporal encoder: Sentinel-2 (or S1) "
                "time series with month and location conditioning.")
 
@@ -305,10 +304,6 @@ class GalileoEmbedder(PretrainedEmbedder):
 
     # ----------------------------------------------------------------- weights
     def __init__(self, *, device: str = "auto", **model_config: Any):
-        w = model_config.get("weights")
-        if w is not None and os.path.isdir(os.path.expanduser(str(w))) \
-                and (Path(os.path.expanduser(str(w))) / "encoder.pt").is_file():
-            model_config = {**model_config, "weights": str(Path(os.path.expanduser(str(w))) / "encoder.pt")}
         super().__init__(device=device, **model_config)
         self.config_path = Path(self.weights_path).parent / "config.json"
         if not self.config_path.is_file():
@@ -336,19 +331,6 @@ class GalileoEmbedder(PretrainedEmbedder):
         return net, {**wmeta, "config": str(self.config_path), "encoder_config": cfg}
 
     # --------------------------------------------------------------- inference
-    def embed_batch(self, inputs: Sequence[np.ndarray], *, sensor: SensorSpec, output: OutputSpec,
-                    contexts: Optional[Sequence[Optional[dict]]] = None) -> List[EmbedResult]:
-        inputs = list(inputs)
-        contexts = list(contexts) if contexts is not None else [None] * len(inputs)
-        shapes = [tuple(np.shape(x)) if np.ndim(x) == 4 else (1,) + tuple(np.shape(x)) for x in inputs]
-        out: List[Optional[EmbedResult]] = [None] * len(inputs)
-        for shape in dict.fromkeys(shapes):
-            idx = [i for i, s in enumerate(shapes) if s == shape]
-            for i, r in zip(idx, super().embed_batch([inputs[i] for i in idx], sensor=sensor, output=output,
-                                                     contexts=[contexts[i] for i in idx])):
-                out[i] = r
-        return out  # type: ignore[return-value]
-
     def _prepare(self, arrays: List[np.ndarray], sensor: SensorSpec, contexts: List[dict]):
         import torch
         p = int(self.config["patch_size"])

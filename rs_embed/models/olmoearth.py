@@ -47,12 +47,10 @@ Pipeline, step by step (the package README, "Sample Code", "Expected Band Orders
 
 from __future__ import annotations
 
-import json
-import os
 import warnings
 from datetime import date
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List
 
 import numpy as np
 
@@ -131,6 +129,7 @@ class OlmoEarthEmbedder(PretrainedEmbedder):
     extra = "models-olmoearth"
     collection = S2_L2A
     input_ndim = (3, 4)
+    batch_by_shape = True
     summary = ("OlmoEarth (Ai2) multimodal, multi-temporal ViT: Sentinel-2 L2A or Sentinel-1 "
                "time series at 10 m, via the official olmoearth-pretrain-minimal package.")
 
@@ -198,10 +197,6 @@ class OlmoEarthEmbedder(PretrainedEmbedder):
 
     # ----------------------------------------------------------------- weights
     def __init__(self, *, device: str = "auto", **model_config: Any):
-        w = model_config.get("weights")
-        if w is not None and os.path.isdir(os.path.expanduser(str(w))) \
-                and (Path(os.path.expanduser(str(w))) / "weights.pth").is_file():
-            model_config = {**model_config, "weights": str(Path(os.path.expanduser(str(w))) / "weights.pth")}
         super().__init__(device=device, **model_config)
         self.config_path = self._find_config()
 
@@ -258,21 +253,6 @@ class OlmoEarthEmbedder(PretrainedEmbedder):
         return net
 
     # --------------------------------------------------------------- inference
-    def embed_batch(self, inputs: Sequence[np.ndarray], *, sensor: SensorSpec, output: OutputSpec,
-                    contexts: Optional[Sequence[Optional[dict]]] = None) -> List[EmbedResult]:
-        """Patches of different shapes (frames, size) run in separate forward passes."""
-        inputs = list(inputs)
-        contexts = list(contexts) if contexts is not None else [None] * len(inputs)
-        shapes = [tuple(np.shape(x)) if np.ndim(x) == 4 else (1,) + tuple(np.shape(x)) for x in inputs]
-        out: List[Optional[EmbedResult]] = [None] * len(inputs)
-        for shape in dict.fromkeys(shapes):
-            idx = [i for i, s in enumerate(shapes) if s == shape]
-            res = super().embed_batch([inputs[i] for i in idx], sensor=sensor, output=output,
-                                      contexts=[contexts[i] for i in idx])
-            for i, r in zip(idx, res):
-                out[i] = r
-        return out  # type: ignore[return-value]
-
     def _prepare(self, arrays: List[np.ndarray], sensor: SensorSpec, contexts: List[dict]):
         import torch
         from olmoearth_pretrain_minimal import Normalizer

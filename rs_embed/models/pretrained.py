@@ -88,6 +88,9 @@ class PretrainedEmbedder(Embedder):
     temporal_mode: ClassVar[str] = "range"
     summary: ClassVar[str] = ""
     input_ndim: ClassVar[Tuple[int, ...]] = (3,)
+    #: the family feeds pixels unresampled (frames, size), so only same-shape patches
+    #: share a forward pass
+    batch_by_shape: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ describe
     @classmethod
@@ -285,14 +288,22 @@ class PretrainedEmbedder(Embedder):
         idx = self.input_bands(sensor)
         arrays = [np.ascontiguousarray(self.check_input(x, sensor)[..., idx, :, :]) for x in inputs]
         net = self.network()
-        out: List[EmbedResult] = []
-        for s in range(0, len(arrays), MAX_FORWARD_BATCH):
-            chunk, ctx = arrays[s:s + MAX_FORWARD_BATCH], contexts[s:s + MAX_FORWARD_BATCH]
-            x, info = self._prepare(chunk, sensor, ctx)
-            with torch.inference_mode():
-                feats = self._forward(net, x.to(self.device), info)
-            out.extend(self._results(feats, chunk, sensor, output, info))
-        return out
+        if self.batch_by_shape:
+            shapes = [a.shape if a.ndim == 4 else (1,) + a.shape for a in arrays]
+            groups = [[i for i, sh in enumerate(shapes) if sh == key] for key in dict.fromkeys(shapes)]
+        else:
+            groups = [list(range(len(arrays)))]
+        out: List[Optional[EmbedResult]] = [None] * len(arrays)
+        for members in groups:
+            for s in range(0, len(members), MAX_FORWARD_BATCH):
+                part = members[s:s + MAX_FORWARD_BATCH]
+                chunk, ctx = [arrays[i] for i in part], [contexts[i] for i in part]
+                x, info = self._prepare(chunk, sensor, ctx)
+                with torch.inference_mode():
+                    feats = self._forward(net, x.to(self.device), info)
+                for i, r in zip(part, self._results(feats, chunk, sensor, output, info)):
+                    out[i] = r
+        return out  # type: ignore[return-value]
 
     def _results(self, feats: Features, chunk, sensor: SensorSpec, output: OutputSpec,
                  info: Dict[str, Any]) -> List[EmbedResult]:
