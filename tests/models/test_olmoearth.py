@@ -215,3 +215,6 @@ def test_sentinel1_modality_parity(weights_dir, tiny_variant):
     np.testing.assert_allclose(np.stack([g.data for g in got]), tm.pool_unmasked_tokens(PoolingType.MEAN).numpy(),
                                atol=1e-5, rtol=1e-5)
     assert got[0].meta["modality"] == "sentinel1"
+    # weights= may name the downloaded repository folder itself
+    assert olmoearth.OlmoEarthEmbedder(variant="test", device="cpu", weights=str(folder)).weights_path \
+        == folder / "weights.pth"
