@@ -52,7 +52,13 @@ CASES = {
     "clay": ("clay", "v1.5", 256, 10, None),
     "terramind": ("terramind", "base", 224, 10, None),
     "satmaepp": ("satmaepp", "vitl16_rgb", 224, 10, None),
+    "galileo": ("galileo", "base", 64, 10, None),
+    "galileo_t12": ("galileo", "base", 32, 10, 12),
 }
+#: Galileo's encoder is built from the checkpoint's config.json; the ViT-B shape of the
+#: paper's Galileo-Base (mlp_ratio 4 assumed) stands in for it here
+GALILEO_BASE = {"embedding_size": 768, "depth": 12, "num_heads": 12, "mlp_ratio": 4,
+                "max_sequence_length": 24, "max_patch_size": 8}
 
 
 def _embedder(name: str, variant: str, folder: Path):
@@ -69,6 +75,10 @@ def _embedder(name: str, variant: str, folder: Path):
         size, version = variant.split("_v")[0], "v" + variant.split("_v")[1].replace("_", ".")
         net = OlmoEarthPretrain_v1(model_size=size, model_version=version,
                                    supported_modality_names=["sentinel2_l2a", "sentinel1", "landsat"]).model
+    elif name == "galileo":
+        from rs_embed.models.galileo import _encoder as galileo_encoder
+        (placeholder.parent / "config.json").write_text(json.dumps({"model": {"encoder": GALILEO_BASE}}))
+        net = galileo_encoder(GALILEO_BASE)
     else:
         net = cls._build(None, ck)
     net.eval()
