@@ -89,8 +89,8 @@ class Model:
         _warn_mostly_empty(patches, rois)
         results = embed_inputs(emb, [p.data for p in patches], sensor=sensor_used, output=output,
                                input_prep=prep, batch=True,
-                               contexts=([patch_context(p, temporal) for p in patches]
-                                         if emb.accepts_context else None))
+                               contexts=[patch_context(p, temporal, where=emb.accepts_context)
+                                         for p in patches])
         return [to_embedding(model=self.name, embedder=emb, result=r, backend=backend_name,
                              sensor=sensor_used, temporal=temporal, output=output,
                              input_prep=prep, patch=p)
