@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 from .errors import SpecError
 from .specs import BBox, PointBuffer, SpatialSpec
@@ -106,20 +106,25 @@ class Grid:
             d["roi"] = dict(zip(("row", "col", "height", "width"), self.roi))
         return d
 
+    def lonlat_ring(self, densify: int = 1) -> List[Tuple[float, float]]:
+        """Closed ring of (lon, lat) vertices outlining the grid, ``densify`` points per edge.
 
-def cell_grid(grid: Grid, origin_px: Tuple[float, float], cell_px: Tuple[float, float],
-              shape: Tuple[int, int]) -> dict:
-    """Georeferencing of an output grid whose cells lie on ``grid``'s pixels.
-
-    ``origin_px`` (row, col) is where cell (0, 0) starts and ``cell_px`` (rows, cols) the
-    size of a cell, both in ``grid`` pixels (fractions allowed); returns ``{crs,
-    transform, width, height}`` of the cells, so a grid output overlays the imagery.
-    """
-    a, b, x0, d, e, y0 = grid.transform
-    (oy, ox), (cy, cx) = origin_px, cell_px
-    return {"crs": grid.crs,
-            "transform": [a * cx, b * cy, x0 + a * ox + b * oy, d * cx, e * cy, y0 + d * ox + e * oy],
-            "width": int(shape[1]), "height": int(shape[0])}
+        A straight grid edge is not a straight line of longitude or latitude; over a few
+        kilometres the difference is far below a pixel, so one vertex per edge is enough
+        there and large grids want more.
+        """
+        left, bottom, right, top = self.bounds
+        corners = [(left, bottom), (right, bottom), (right, top), (left, top)]
+        n = max(1, int(densify))
+        xs: List[float] = []
+        ys: List[float] = []
+        for (xa, ya), (xb, yb) in zip(corners, corners[1:] + corners[:1]):
+            for i in range(n):
+                xs.append(xa + (xb - xa) * i / n)
+                ys.append(ya + (yb - ya) * i / n)
+        lons, lats = transformer(self.crs, "EPSG:4326").transform(xs, ys)
+        ring = [(float(a), float(b)) for a, b in zip(lons, lats)]
+        return ring + [ring[0]]
 
 
 def roi_grid(spatial: SpatialSpec, scale_m: float) -> Grid:
@@ -155,4 +160,31 @@ def roi_grid(spatial: SpatialSpec, scale_m: float) -> Grid:
     raise SpecError(f"spatial must be a PointBuffer or BBox, got {type(spatial).__name__}")
 
 
-__all__ = ["Grid", "roi_grid", "cell_grid", "utm_epsg", "transformer"]
+def roi_footprint(spatial: SpatialSpec, scale_m: float = 10.0,
+                  densify: Optional[int] = None) -> List[Tuple[float, float]]:
+    """The ground outline of what an export samples for ``spatial``: the ring of
+    :func:`roi_grid` in lon/lat (closed; ``densify`` vertices per edge, default one per
+    10 km of edge). Maps draw this, so a square on the map is the patch on disk."""
+    grid = roi_grid(spatial, scale_m)
+    if densify is None:
+        side_km = max(grid.width, grid.height) * grid.scale_m / 1000.0
+        densify = min(16, max(1, int(math.ceil(side_km / 10.0))))
+    return grid.lonlat_ring(densify)
+
+
+def cell_grid(grid: Grid, origin_px: Tuple[float, float], cell_px: Tuple[float, float],
+              shape: Tuple[int, int]) -> dict:
+    """Georeferencing of an output grid whose cells lie on ``grid``'s pixels.
+
+    ``origin_px`` (row, col) is where cell (0, 0) starts and ``cell_px`` (rows, cols) the
+    size of a cell, both in ``grid`` pixels (fractions allowed); returns ``{crs,
+    transform, width, height}`` of the cells, so a grid output overlays the imagery.
+    """
+    a, b, x0, d, e, y0 = grid.transform
+    (oy, ox), (cy, cx) = origin_px, cell_px
+    return {"crs": grid.crs,
+            "transform": [a * cx, b * cy, x0 + a * ox + b * oy, d * cx, e * cy, y0 + d * ox + e * oy],
+            "width": int(shape[1]), "height": int(shape[0])}
+
+
+__all__ = ["Grid", "roi_grid", "roi_footprint", "cell_grid", "utm_epsg", "transformer"]
