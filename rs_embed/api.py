@@ -11,7 +11,8 @@ from typing import Any, List, Optional, Sequence
 
 from . import models as _models
 from .errors import ModelError, SpecError, warn
-from .inference import check_backend, embed_inputs, patch_context, resolve_sensor, to_embedding
+from .inference import (check_backend, embed_inputs, patch_context, resolve_sensor, resolve_window,
+                        to_embedding)
 from .input_checks import MAX_NODATA, check_input_patch, mostly_nodata
 from .providers import open_backend
 from .specs import (Embedding, FetchSpec, InputPrepSpec, OutputSpec, SensorSpec, SpatialSpec,
@@ -66,12 +67,14 @@ class Model:
         output = check_output(output)
         prep = InputPrepSpec.coerce(input_prep)
         emb = self.embedder
-        temporal = emb.resolve_temporal(temporal)
+        if temporal is not None:
+            emb.resolve_temporal(temporal)  # a window the model refuses fails before any work
         sensor_used = resolve_sensor(emb, sensor=sensor, fetch=fetch, modality=modality)
         if sensor_used is None:
             raise ModelError(f"model {self.name!r} declares no input sensor; pass sensor=SensorSpec(...)")
         provider, backend_name = open_backend(self.backend)
         check_backend(emb, backend_name)
+        temporal = resolve_window(emb, temporal, backend_name)
 
         def fetch_one(roi):
             patch = provider.fetch(roi, temporal, sensor_used)

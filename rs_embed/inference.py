@@ -13,7 +13,7 @@ from typing import Any, List, Optional, Sequence
 import numpy as np
 
 from . import input_prep as prep
-from .errors import ModelError
+from .errors import ModelError, SpecError, warn
 from .sensors import canonical_modality
 from .models.base import EmbedResult, Embedder
 from .providers.base import Patch
@@ -29,6 +29,45 @@ def normalize_modality(modality: Optional[str]) -> Optional[str]:
     if not isinstance(modality, str):
         raise ModelError(f"modality must be a string such as 's2' or 's1', got {modality!r}")
     return canonical_modality(modality)
+
+
+_warned_windows: set = set()
+
+
+def resolve_window(embedder: Embedder, temporal: Optional[TemporalSpec],
+                   backend: str) -> Optional[TemporalSpec]:
+    """The window a model reads on ``backend``: ``temporal`` as the model takes it, or, for
+    ``temporal=None``, the model's documented default for that backend (``describe()
+    ["defaults"]["temporal"]``), said once per model and backend."""
+    if temporal is None:
+        window = embedder.default_window(backend)
+        if window is None:
+            return embedder.resolve_temporal(None)  # the local catalog, unfiltered
+        key = (embedder.name, backend)
+        if key not in _warned_windows:
+            _warned_windows.add(key)
+            warn(f"temporal=None: model {embedder.name!r} on backend {backend!r} reads its default "
+                 f"window {window!r} ([{window.start}, {window.end})); pass temporal= to choose one")
+        temporal = window
+    return embedder.resolve_temporal(temporal)
+
+
+def run_window(embedders: Sequence[Embedder], temporal: Optional[TemporalSpec],
+               backend: str) -> Optional[TemporalSpec]:
+    """One window for an export of several models: ``temporal``, or their shared default."""
+    if temporal is not None or not embedders:
+        return temporal
+    windows = {}
+    for e in embedders:
+        windows.setdefault(repr(e.default_window(backend)), []).append(e.name)
+    if len(windows) > 1:
+        raise SpecError(
+            f"temporal=None, but these models default to different windows on backend "
+            f"{backend!r}: {windows}; pass temporal= explicitly")
+    result = None
+    for e in embedders:
+        result = resolve_window(e, None, backend)
+    return result
 
 
 def check_backend(embedder: Embedder, backend: str) -> None:

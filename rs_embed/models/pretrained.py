@@ -151,7 +151,7 @@ class PretrainedEmbedder(Embedder):
     @classmethod
     def describe(cls) -> dict:
         """A fresh capability dict (not cached: labs may register new variants)."""
-        return copy.deepcopy(cls._describe())
+        return copy.deepcopy(cls.with_default_windows(cls._describe()))
 
     @classmethod
     def _config_schema(cls) -> Dict[str, dict]:
