@@ -113,6 +113,9 @@ def test_post_2022_copy_embeds_like_the_original(tmp_path, original, how):
     finally:
         ctx.__exit__(None, None, None)
     patch = provider.fetch(POINTS[0].spatial, LATE, L1C)
+    # the very pixels of the original: any model embeds them alike
+    original_patch = LocalProvider().fetch(POINTS[0].spatial, sample.TEMPORAL, L1C)
+    np.testing.assert_array_equal(patch.data, original_patch.data)
     (rec,) = patch.meta["radiometry"]
     assert rec["harmonised"] and rec["certain"] and rec["bias_dn"]["B4"] == -1000.0
     expected = {"sidecar offset": "declared", "sidecar baseline": "declared processing_baseline",
