@@ -82,6 +82,7 @@ from ..errors import ProviderError, SpecError
 from ..geometry import Grid, roi_grid, transformer
 from ..specs import SensorSpec, SpatialSpec, TemporalSpec, check_spatial, check_temporal
 from .base import Patch, Provider
+from .compositing import composite
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
 SCENE_TYPE = "rs_embed.scene"
@@ -649,10 +650,7 @@ class LocalProvider(Provider):
                     pixels_read += n
                     if n:
                         used[i] = True
-        if sensor.composite == "mosaic":
-            data = _mosaic(stacks)
-        else:
-            data = _median(stacks)
+        data = composite(stacks, sensor.composite)
         valid = np.all(np.isfinite(data), axis=0)
         n_bad = int(valid.size - np.count_nonzero(valid))
         if n_bad:
@@ -791,32 +789,6 @@ def _sample_band(bf: BandFile, grid: Grid, method: str, out: np.ndarray) -> int:
               dst_nodata=float("nan"), resampling=getattr(Resampling, method),
               init_dest_nodata=True, num_threads=1)
     return int(width * height)
-
-
-def _median(stacks: np.ndarray) -> np.ndarray:
-    """Per band and pixel median over scenes, ignoring NaN (all-NaN stays NaN)."""
-    if stacks.shape[0] == 1:
-        return stacks[0].copy()
-    # no scene there: set aside first, as nanmedian warns on all-NaN slices (and
-    # silencing warnings is not thread-safe)
-    empty = np.all(np.isnan(stacks), axis=0)
-    if empty.any():
-        stacks = stacks.copy()
-        stacks[:, empty] = 0.0
-    out = np.nanmedian(stacks, axis=0).astype(np.float32)
-    out[empty] = np.nan
-    return out
-
-
-def _mosaic(stacks: np.ndarray) -> np.ndarray:
-    """Per band and pixel, the latest scene with data (scenes are oldest first)."""
-    out = stacks[-1].copy()
-    for k in range(stacks.shape[0] - 2, -1, -1):
-        hole = np.isnan(out)
-        if not hole.any():
-            break
-        out[hole] = stacks[k][hole]
-    return out
 
 
 __all__ = ["LocalProvider", "Scene", "BandFile", "read_catalog", "canonical_band",
