@@ -128,6 +128,8 @@ class StacProvider(Provider):
         prod = vocab.product(collection)
         if entry is not None:
             return vocab.product(entry.product) or prod, entry, entry.id
+        if prod is not None and prod.key == vocab.GSE_ANNUAL_PRODUCT.key:
+            return prod, None, collection  # served from the public COGs, not the STAC API
         if prod is not None:
             override = self.collections.get(prod.key) or self.collections.get(collection)
             if override:
