@@ -56,16 +56,18 @@ def roi_at_utm(x: float, y: float, buffer_m: float = 300) -> PointBuffer:
 
 
 def test_a_patch_reads_a_small_fraction_of_each_file(es, archive, cog_server):
-    patch = es.fetch(ROI, window("pre"), sensor())
+    # a place no other test reads, so GDAL's process-wide block cache cannot hide requests
+    roi = PointBuffer(*sample.points(labels=["cropland"])[2].spatial.center, 500)
+    patch = es.fetch(roi, window("pre"), sensor())
     assert patch.data.shape == (len(scenes.BANDS), 100, 100)
     for band in (*scenes.BANDS, "SCL"):
         name = f"{scenes.item_id('earth-search', scenes.SCENES['pre'])}/{scenes.ESA[band]}.tif"
         served = cog_server.served(name)
-        assert served and all(s.status in (200, 206) for s in served)
-        assert all(s.method == "HEAD" or s.start is not None for s in served), "whole-file GET"
         size = os.path.getsize(archive.es_file("pre", band))
         frac = cog_server.bytes_served(name) / size
         if size > 256 * 1024:  # a tiny file (the SCL) is read whole by the first request
+            assert served and all(s.status in (200, 206) for s in served)
+            assert all(s.method == "HEAD" or s.start is not None for s in served), "whole-file GET"
             assert 0 < frac < 0.25, (band, frac)
 
 
