@@ -19,6 +19,7 @@ import numpy as np
 
 from ...errors import ProviderError
 from ...geometry import Grid, transformer
+from ..local import _ignore_spurious_mem_warning  # rasterio's in-memory warp quirk, once
 from .faults import RetryPolicy, looks_transient, status_in, status_transient
 
 #: COG access settings every read uses (GDAL configuration options)
@@ -198,6 +199,7 @@ class WindowReader:
             out[...] = np.nan
             return stats
         arr, src_transform = found
+        _ignore_spurious_mem_warning()
         data = arr.astype(np.float32, copy=False)
         if src_nodata is not None and not (isinstance(src_nodata, float) and math.isnan(src_nodata)):
             data = np.where(arr == src_nodata, np.float32(np.nan), data)
