@@ -82,7 +82,7 @@ from ..errors import ProviderError, SpecError
 from ..geometry import Grid, roi_grid, transformer
 from ..specs import SensorSpec, SpatialSpec, TemporalSpec, check_spatial, check_temporal
 from .base import Patch, Provider
-from .compositing import composite
+from .compositing import composite, fill_invalid
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
 SCENE_TYPE = "rs_embed.scene"
@@ -651,10 +651,7 @@ class LocalProvider(Provider):
                     if n:
                         used[i] = True
         data = composite(stacks, sensor.composite)
-        valid = np.all(np.isfinite(data), axis=0)
-        n_bad = int(valid.size - np.count_nonzero(valid))
-        if n_bad:
-            data[:, ~valid] = np.float32(sensor.fill_value)
+        filled = fill_invalid(data, sensor.fill_value)
         scales = {s.value_scale for s in scenes}
         used_scenes = [s for s, u in zip(scenes, used) if u]
         meta = {
@@ -671,9 +668,7 @@ class LocalProvider(Provider):
             "resampling": resampling_used,
             "values": "as stored (no scaling)",
             "value_scale": scales.pop() if len(scales) == 1 else None,
-            "fill_value": sensor.fill_value,
-            "nodata_fraction": n_bad / float(valid.size) if valid.size else 0.0,
-            "nodata_pixels": n_bad,
+            **filled,
             "source_pixels_read": int(pixels_read),
         }
         return Patch(data=np.ascontiguousarray(data, dtype=np.float32), bands=tuple(sensor.bands),

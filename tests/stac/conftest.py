@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("pystac_client", reason="the 'stac' extra (pystac-client) is not installed")
 
 import scenes  # noqa: E402
-from servers import CogServer, StacApiServer  # noqa: E402
+from servers import FAST, CogServer, StacApiServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -50,9 +50,6 @@ def _fresh_log(cog_server):
     cog_server.reset()
     cog_server.latency_s = 0.0
     yield
-
-
-FAST = dict(max_retries=3, retry_base_s=0.01, retry_cap_s=0.05, fetch_timeout_s=10)
 
 
 @pytest.fixture

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
+#: provider settings for local servers: quick retries, short timeouts
+FAST = dict(max_retries=3, retry_base_s=0.01, retry_cap_s=0.05, fetch_timeout_s=10)
 BLOB_DOMAIN = ".blob.core.windows.net"
 
 
@@ -237,4 +239,4 @@ class StacApiServer:
         self._log.close()
 
 
-__all__ = ["CogServer", "StacApiServer", "Served", "free_port", "BLOB_DOMAIN"]
+__all__ = ["CogServer", "StacApiServer", "Served", "free_port", "BLOB_DOMAIN", "FAST"]

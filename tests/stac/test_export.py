@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import scenes
-from conftest import FAST
+from servers import FAST
 from rs_embed import ExportModelRequest, export_batch, load_export, sample
 from rs_embed import providers as registry
 from rs_embed.providers import resolve_backend

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import scenes
-from conftest import FAST
+from servers import FAST
 from rs_embed.errors import ProviderError
 from test_provider import ROI, sensor, window
 

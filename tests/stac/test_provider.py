@@ -146,7 +146,7 @@ def _cloud_and_clear_pixels(patch):
 def test_scl_masking_and_composite_semantics(es_api):
     from rs_embed.providers.stac import StacProvider
 
-    from conftest import FAST
+    from servers import FAST
 
     roi = roi_at_utm(CLOUD_XY[0] + 2500, CLOUD_XY[1], 3500)  # half cloud block, half clear
     t = TemporalSpec.range("2020-06-14", "2020-06-26")  # pre + cloudy

@@ -38,6 +38,7 @@ from ...geometry import Grid, roi_grid
 from ...sensors.products import GSE_ANNUAL_PRODUCT, GSE_PUBLIC_COGS
 from ...specs import SensorSpec, SpatialSpec, TemporalSpec, check_spatial, check_temporal
 from ..base import Patch, Provider
+from ..compositing import fill_invalid
 from ..gee.session import InFlightLimiter
 from .faults import RetryPolicy
 from .reader import WindowReader
@@ -245,19 +246,15 @@ class AlphaEarthProvider(Provider):
                 used.append({"path": path, "utm_zone": zone})
             pixels += stats.pixels
         data = dequantise(data)
-        valid = np.isfinite(data).all(axis=0)
-        n_bad = int(valid.size - np.count_nonzero(valid))
-        if n_bad:
-            data[:, ~valid] = np.float32(sensor.fill_value)
+        filled = fill_invalid(data, sensor.fill_value)
         window = {"start": f"{year}-01-01", "end": f"{year + 1}-01-01"}
         meta = {"backend": self.name, "collection": sensor.collection,
                 "source": "AlphaEarth public COGs", "index": self.index.source, "year": year,
                 "temporal": window, "composite": "mosaic", "cloud_filter": None,
                 "scale_m": sensor.scale_m, "files": used, "scenes": [u["path"] for u in used],
                 "n_scenes": len(used), "resampling": {"*": "nearest"},
-                "dequantisation": GSE_PUBLIC_COGS.quantisation, "fill_value": sensor.fill_value,
-                "nodata_fraction": n_bad / float(valid.size) if valid.size else 0.0,
-                "nodata_pixels": n_bad, "source_pixels_read": int(pixels),
+                "dequantisation": GSE_PUBLIC_COGS.quantisation, **filled,
+                "source_pixels_read": int(pixels),
                 "licence": GSE_PUBLIC_COGS.attribution}
         return Patch(data=np.ascontiguousarray(data), bands=tuple(sensor.bands), grid=grid, meta=meta)
 

@@ -25,7 +25,7 @@ from ...sensors import products as vocab
 from ...sensors import quality
 from ...specs import SensorSpec, SpatialSpec, TemporalSpec, check_spatial, check_temporal
 from ..base import Patch, Provider
-from ..compositing import composite
+from ..compositing import composite, fill_invalid
 from ..gee.session import InFlightLimiter
 from .apis import StacApi, preset as find_preset
 from .faults import RetryPolicy
@@ -292,10 +292,7 @@ class StacProvider(Provider):
                 f"ROI (outside their footprints, no data, or masked as cloud): "
                 f"{[it.get('id') for it in items]}", transient=False)
         data = composite(stacks[used], sensor.composite)
-        valid = np.all(np.isfinite(data), axis=0)
-        n_bad = int(valid.size - np.count_nonzero(valid))
-        if n_bad:
-            data[:, ~valid] = np.float32(sensor.fill_value)
+        filled = fill_invalid(data, sensor.fill_value)
         used_items = [it for it, u in zip(items, used) if u]
         meta = {
             "backend": self.name,
@@ -319,9 +316,7 @@ class StacProvider(Provider):
                             if mask_band == "SCL" else list(quality.LANDSAT_QA_PIXEL_INVALID),
                             "masked_pixels": masked_px} if mask_band else None),
             "signing": getattr(self.sign, "name", None) if self.sign else None,
-            "fill_value": sensor.fill_value,
-            "nodata_fraction": n_bad / float(valid.size) if valid.size else 0.0,
-            "nodata_pixels": n_bad,
+            **filled,
             "source_pixels_read": int(pixels_read),
         }
         return Patch(data=np.ascontiguousarray(data, dtype=np.float32), bands=tuple(sensor.bands),
