@@ -38,8 +38,9 @@ def es_api(archive, cog_server, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def pc_api(archive, cog_server, tmp_path_factory):
-    hrefs = scenes.write_items(archive, tmp_path_factory.mktemp("pc-items"), "planetary-computer",
-                               cog_server.url)
+    folder = tmp_path_factory.mktemp("pc-items")
+    hrefs = scenes.write_items(archive, folder, "planetary-computer", cog_server.url)
+    hrefs += scenes.write_pc_landsat_s1(archive, folder)
     srv = StacApiServer(hrefs)
     yield srv
     srv.close()

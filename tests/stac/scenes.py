@@ -334,3 +334,70 @@ def write_items(archive: Archive, folder: Path, api: str, base_url: str,
 __all__ = ["SCENES", "SceneSpec", "BANDS", "ES_KEYS", "ESA", "Archive", "write_archive",
            "write_items", "item_id", "earth_search_item", "planetary_computer_item",
            "CLOUD_ROWS", "CLOUD_COLS", "PC_ACCOUNT", "PC_CONTAINER"]
+
+
+# ------------------------------------------------ Landsat C2 L2 and Sentinel-1 RTC (PC)
+
+LS_DATETIME, S1_DATETIME = "2021-05-03T15:41:07Z", "2021-05-05T22:57:12Z"
+#: Landsat QA_PIXEL bit 3 (cloud) is set on this block of the sample's 10 m pixels
+LS_CLOUD_ROWS, LS_CLOUD_COLS = slice(600, 900), slice(100, 400)
+
+
+def _pc_asset(href: str, data: np.ndarray, tr, key: str, **raster) -> dict:
+    return {"href": href, "type": "image/tiff; application=geotiff; profile=cloud-optimized",
+            "title": key, "proj:shape": list(data.shape),
+            "proj:transform": [tr.a, tr.b, tr.c, tr.d, tr.e, tr.f], "roles": ["data"],
+            "raster:bands": [dict(raster, data_type=str(data.dtype))]}
+
+
+def write_pc_landsat_s1(archive: Archive, folder: Path) -> List[Path]:
+    """A Landsat 8 C2 L2 item (SR_B4, SR_B5, QA_PIXEL) and a Sentinel-1 RTC item (VV, VH),
+    shaped like Planetary Computer's, from the sample's real pixels."""
+    red, tr = sample_band("B4")
+    nir, _ = sample_band("B8")
+    qa = np.full(red.shape, 21824, np.uint16)  # "clear, low confidence cloud" (USGS example)
+    qa[LS_CLOUD_ROWS, LS_CLOUD_COLS] |= 1 << 3
+    ls_dir = f"landsat-c2/level-2/standard/oli-tirs/2021/014/034/LC08_L2SP_014034_20210503_20210508_02_T1"
+    s1_dir = "sentinel1-grd-rtc/GRD/2021/5/5/IW/DV/S1A_IW_GRDH_1SDV_20210505T225712_rtc"
+    files = {
+        ("landsateuwest", f"{ls_dir}/LC08_L2SP_SR_B4.TIF"): red,
+        ("landsateuwest", f"{ls_dir}/LC08_L2SP_SR_B5.TIF"): nir,
+        ("landsateuwest", f"{ls_dir}/LC08_L2SP_QA_PIXEL.TIF"): qa,
+        ("sentinel1euwestrtc", f"{s1_dir}/measurement/iw-vv.tiff"): (nir / 1e4).astype(np.float32),
+        ("sentinel1euwestrtc", f"{s1_dir}/measurement/iw-vh.tiff"): (red / 1e4).astype(np.float32),
+    }
+    hrefs = {}
+    for (account, path), data in files.items():
+        _write(archive.root / "blob" / account / path, data, tr, sample.CRS,
+               -32768.0 if data.dtype.kind == "f" else (1 if "QA" in path else 0))
+        hrefs[path.rsplit("_", 1)[-1].split("/")[-1]] = f"http://{account}.blob.core.windows.net/{path}"
+    bbox, geom = _footprint({"B2": (red, tr)}, sample.CRS)
+    sr = dict(nodata=0, scale=2.75e-05, offset=-0.2, unit="unitless")
+    landsat = {"type": "Feature", "stac_version": "1.0.0", "id": "LC08_L2SP_014034_20210503_02_T1",
+               "collection": "landsat-c2-l2", "bbox": bbox, "geometry": geom, "links": [],
+               "properties": {"datetime": LS_DATETIME, "platform": "landsat-8", "eo:cloud_cover": 12.4,
+                              "proj:epsg": 32618, "landsat:wrs_path": "014", "landsat:wrs_row": "034",
+                              "landsat:collection_category": "T1", "instruments": ["oli", "tirs"]},
+               "assets": {"red": _pc_asset(hrefs["B4.TIF"], red, tr, "Red Band", **sr),
+                          "nir08": _pc_asset(hrefs["B5.TIF"], nir, tr, "Near Infrared Band 0.8", **sr),
+                          "qa_pixel": _pc_asset(hrefs["PIXEL.TIF"], qa, tr, "Pixel Quality Assessment Band",
+                                                nodata=1, unit="bit index")}}
+    s1 = {"type": "Feature", "stac_version": "1.0.0", "id": "S1A_IW_GRDH_1SDV_20210505T225712_rtc",
+          "collection": "sentinel-1-rtc", "bbox": bbox, "geometry": geom, "links": [],
+          "properties": {"datetime": S1_DATETIME, "platform": "SENTINEL-1A", "sar:instrument_mode": "IW",
+                         "sar:polarizations": ["VV", "VH"], "sat:orbit_state": "descending",
+                         "proj:epsg": 32618},
+          "assets": {"vv": _pc_asset(hrefs["iw-vv.tiff"], files[("sentinel1euwestrtc",
+                                                                  f"{s1_dir}/measurement/iw-vv.tiff")],
+                                     tr, "VV: vertical transmit, vertical receive", nodata=-32768),
+                     "vh": _pc_asset(hrefs["iw-vh.tiff"], files[("sentinel1euwestrtc",
+                                                                  f"{s1_dir}/measurement/iw-vh.tiff")],
+                                     tr, "VH: vertical transmit, horizontal receive", nodata=-32768)}}
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name, coll, feat in (("landsat", collection("landsat-c2-l2", "Landsat Collection 2 Level-2"), landsat),
+                             ("s1", collection("sentinel-1-rtc", "Sentinel 1 Radiometrically Terrain Corrected (RTC)"), s1)):
+        (folder / f"{name}-collection.json").write_text(json.dumps(coll))
+        (folder / f"{name}-items.json").write_text(json.dumps({"type": "FeatureCollection", "features": [feat]}))
+        out += [folder / f"{name}-collection.json", folder / f"{name}-items.json"]
+    return out

@@ -140,10 +140,14 @@ class StacProvider(Provider):
             if entry is not None:
                 return prod, entry, entry.id
             served = sorted({c.api for c in prod.stac})
+            kin = [f"{c.id!r} ({p.title})" for p in vocab.PRODUCTS if p is not prod
+                   and p.sensor is prod.sensor for c in p.stac if c.api == api]
             raise ProviderError(
                 f"{self.coverage()} has no collection serving {collection!r} ({prod.title})"
                 + (f"; it is served by backend(s) {served}" if served else "")
-                + (f" and by Earth Engine as {prod.ee_id!r} (backend='gee')" if prod.ee_id else ""),
+                + (f"; Earth Engine serves it as {prod.ee_id!r} (backend='gee')" if prod.ee_id else "")
+                + (f"; this API has the same sensor as {', '.join(kin)}: pass "
+                   f"SensorSpec(collection=...) with that id" if kin else ""),
                 transient=False)
         return None, None, self.collections.get(collection, collection)
 
