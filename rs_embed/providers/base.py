@@ -13,23 +13,60 @@ from typing import ClassVar, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .. import sensors
+from ..errors import SpecError
 from ..geometry import Grid
 from ..specs import SensorSpec, SpatialSpec, TemporalSpec
+
+#: How every provider samples bands onto the ROI grid, so the same request gives the
+#: same pixels whatever the backend: ``"bilinear"`` interpolates continuous bands
+#: (reflectance, backscatter) and takes the nearest pixel of categorical ones (classes,
+#: bit flags: see :func:`rs_embed.sensors.is_categorical`); ``"nearest"`` takes the
+#: nearest pixel of every band.
+RESAMPLING_POLICIES = ("bilinear", "nearest")
+DEFAULT_RESAMPLING = "bilinear"
+
+
+def check_resampling(policy: str) -> str:
+    if policy not in RESAMPLING_POLICIES:
+        raise SpecError(f"resampling must be one of {RESAMPLING_POLICIES}, got {policy!r}")
+    return policy
+
+
+def resampling_method(band: str, policy: str = DEFAULT_RESAMPLING, categorical: Optional[bool] = None) -> str:
+    """The resampling a band gets under ``policy`` (``categorical`` overrides the vocabulary)."""
+    if categorical is None:
+        categorical = sensors.is_categorical(band)
+    return "nearest" if policy == "nearest" or categorical else "bilinear"
 
 
 @dataclass
 class Patch:
     """A fetched input: ``data`` float32 ``(C, H, W)`` in ``bands`` order on ``grid``.
 
-    ``meta`` holds provenance: ``scenes`` (ids used), ``nodata_fraction`` (share of
-    pixels filled with ``fill_value``), ``composite``, ``temporal`` (the window used) and
-    any backend-specific detail.
+    ``valid`` is the nodata mask ``(H, W)``: True where every band holds imagery; the
+    other pixels of ``data`` hold ``fill_value`` (how exports store them), and models
+    fill them as their family documents. ``meta`` holds provenance: ``scenes`` (ids
+    used), ``nodata_fraction`` (share of pixels outside ``valid``), ``composite``,
+    ``temporal`` (the window used), ``radiometry`` (scale, offset and where that came
+    from), ``resampling`` and any backend-specific detail.
     """
 
     data: np.ndarray
     bands: Tuple[str, ...]
     grid: Grid
     meta: dict = field(default_factory=dict)
+    valid: Optional[np.ndarray] = None
+
+    def __post_init__(self):
+        if self.valid is None:
+            fill = self.meta.get("fill_value")
+            finite = np.isfinite(self.data).all(axis=0)
+            if fill is not None and not np.isnan(fill):
+                finite &= ~(self.data == np.float32(fill)).all(axis=0)
+            self.valid = finite
+        if "nodata_fraction" not in self.meta and self.valid.size:
+            self.meta["nodata_fraction"] = float(1.0 - self.valid.mean())
 
     def describe(self) -> dict:
         """JSON-ready metadata for manifests and ``Embedding.meta``."""
@@ -77,4 +114,5 @@ class Provider(ABC):
         """Release open files or sessions (optional)."""
 
 
-__all__ = ["Patch", "Provider"]
+__all__ = ["Patch", "Provider", "RESAMPLING_POLICIES", "DEFAULT_RESAMPLING", "check_resampling",
+           "resampling_method"]

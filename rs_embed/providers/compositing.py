@@ -37,19 +37,20 @@ def mosaic(stacks: np.ndarray) -> np.ndarray:
     return out
 
 
-def fill_invalid(data: np.ndarray, fill_value: float) -> dict:
+def fill_invalid(data: np.ndarray, fill_value: float):
     """Give ``fill_value`` to every pixel of ``data`` ``(C, H, W)`` where a band is NaN.
 
-    In place; returns the meta every provider records for it (``fill_value``,
-    ``nodata_fraction``, ``nodata_pixels``). A pixel is valid only when every band is.
+    In place; returns ``(valid, meta)``: the ``(H, W)`` mask of pixels where every band
+    holds imagery (``Patch.valid``) and what every provider records for it
+    (``fill_value``, ``nodata_fraction``, ``nodata_pixels``).
     """
     valid = np.all(np.isfinite(data), axis=0)
     n_bad = int(valid.size - np.count_nonzero(valid))
     if n_bad:
         data[:, ~valid] = np.float32(fill_value)
-    return {"fill_value": fill_value,
-            "nodata_fraction": n_bad / float(valid.size) if valid.size else 0.0,
-            "nodata_pixels": n_bad}
+    return valid, {"fill_value": fill_value,
+                   "nodata_fraction": n_bad / float(valid.size) if valid.size else 0.0,
+                   "nodata_pixels": n_bad}
 
 
 def composite(stacks: np.ndarray, how: str) -> np.ndarray:

@@ -123,50 +123,54 @@ NONE_NEEDED = Harmonisation({"*": 0.0}, source="earth-engine-harmonised")
 
 def s2_harmonisation(*, declared_offset_dn: Optional[float] = None,
                      declared_offsets: Optional[Mapping[str, float]] = None,
+                     declared_source: str = "declared",
                      offset_applied: Optional[bool] = None,
                      baseline: Any = None, baseline_source: str = "processing_baseline",
                      raster_scale: Optional[float] = None, raster_offset: Optional[float] = None,
                      acquired: Optional[date] = None) -> Harmonisation:
-    """Decide how to bring one Sentinel-2 scene to the harmonised convention.
+    """Decide how to bring one Sentinel-2 scene (or band) to the harmonised convention.
 
     ``declared_offset_dn`` / ``declared_offsets`` (per band): DN the source says to add
-    (ESA's ``BOA_ADD_OFFSET`` convention, e.g. -1000). ``offset_applied``: Earth
+    (ESA's ``BOA_ADD_OFFSET`` convention, e.g. -1000); ``declared_source`` names where
+    that came from (``"esa-metadata"`` for the product XML). ``offset_applied``: Earth
     Search's ``earthsearch:boa_offset_applied``. ``baseline``: the processing baseline
-    in any spelling. ``raster_scale`` / ``raster_offset``: STAC ``raster:bands`` of the
-    asset (reflectance = value * scale + offset). ``acquired``: the acquisition date.
+    in any spelling (``baseline_source`` says where it was read). ``raster_scale`` /
+    ``raster_offset``: STAC ``raster:bands`` of the asset (reflectance = value * scale +
+    offset); a scale alone only sets the gain, it says nothing about the offset.
+    ``acquired``: the acquisition date.
     """
     base = parse_baseline(baseline)
     base_text = f"{base[0]:02d}.{base[1]:02d}" if base else None
+    gain = 1.0 if raster_scale is None else round(float(raster_scale) / S2_REFLECTANCE_SCALE, 12)
+
+    def make(bias, source, certain=True, note=""):
+        biases = dict(bias) if isinstance(bias, Mapping) else {"*": float(bias)}
+        return Harmonisation(biases, gain=gain, source=source, baseline=base_text, certain=certain,
+                             note=note)
+
     if declared_offsets:
-        return Harmonisation(dict(declared_offsets), source=baseline_source if baseline_source == "esa-metadata"
-                             else "declared", baseline=base_text)
+        return make({k: float(v) for k, v in declared_offsets.items()}, declared_source)
     if declared_offset_dn is not None:
-        return Harmonisation({"*": float(declared_offset_dn)}, source="declared", baseline=base_text)
+        return make(declared_offset_dn, declared_source)
     if offset_applied is not None:
-        if offset_applied or (base is not None and not _has_offset(base)):
-            return Harmonisation({"*": 0.0}, source="earthsearch:boa_offset_applied", baseline=base_text,
-                                 note="offset already removed by the catalog" if offset_applied else "")
-        return Harmonisation({"*": S2_BASELINE_OFFSET_DN}, source="earthsearch:boa_offset_applied",
-                             baseline=base_text)
+        if offset_applied:
+            return make(0.0, "earthsearch:boa_offset_applied", note="offset already removed by the catalog")
+        return make(S2_BASELINE_OFFSET_DN if base is None or _has_offset(base) else 0.0,
+                    "earthsearch:boa_offset_applied")
     if base is not None and not _has_offset(base):
-        return Harmonisation({"*": 0.0}, source=baseline_source, baseline=base_text)
-    if raster_scale is not None or raster_offset is not None:
-        scale = float(raster_scale) if raster_scale is not None else S2_REFLECTANCE_SCALE
-        offset = float(raster_offset or 0.0)
-        gain = scale / S2_REFLECTANCE_SCALE
-        return Harmonisation({"*": offset * S2_DN_SCALE}, gain=round(gain, 12), source="raster:bands",
-                             baseline=base_text)
+        return make(0.0, baseline_source)
+    if raster_offset is not None:
+        return make(float(raster_offset) * S2_DN_SCALE, "raster:bands")
     if base is not None:
-        return Harmonisation({"*": S2_BASELINE_OFFSET_DN}, source=baseline_source, baseline=base_text)
+        return make(S2_BASELINE_OFFSET_DN, baseline_source)
     if acquired is not None and acquired < S2_BASELINE_04_DATE:
-        return Harmonisation({"*": 0.0}, source="date", note="acquired before 2022-01-25 (baseline < 04.00)")
+        return make(0.0, "date", note="acquired before 2022-01-25 (baseline < 04.00)")
     if acquired is not None:
-        return Harmonisation({"*": 0.0}, source="unknown", certain=False,
-                             note=("acquired on/after 2022-01-25 but no processing baseline, offset or "
-                                   "Earth Search flag is known: values kept as stored (assumed "
-                                   "already harmonised)"))
-    return Harmonisation({"*": 0.0}, source="unknown", certain=False,
-                         note="undated scene of unknown baseline: values kept as stored")
+        return make(0.0, "unknown", certain=False,
+                    note=("acquired on/after 2022-01-25 but no processing baseline, offset or Earth "
+                          "Search flag is known: values kept as stored (assumed already harmonised)"))
+    return make(0.0, "unknown", certain=False,
+                note="undated scene of unknown baseline: values kept as stored")
 
 
 def parse_esa_product_metadata(text: str) -> Dict[str, Any]:

@@ -103,6 +103,9 @@ def test_each_real_item_signals_its_offset_its_own_way():
     assert h.source == "raster:bands" and h.bias_for("B2") == pytest.approx(-1000.0) and h.gain == 1.0
     # a pre-04.00 baseline overrides a stray raster:bands offset
     assert sensors.s2_harmonisation(baseline="03.01", raster_offset=-0.1).identity
+    # a scale alone sets the gain and says nothing about the offset
+    h = sensors.s2_harmonisation(raster_scale=1.0, acquired=date(2021, 5, 1))
+    assert h.gain == 10000.0 and h.bias_for("B4") == 0.0 and h.source == "date"
     # by date alone
     assert sensors.s2_harmonisation(acquired=date(2021, 12, 31)).certain
     late = sensors.s2_harmonisation(acquired=date(2022, 1, 25))
@@ -132,7 +135,7 @@ def test_esa_product_metadata_offsets_per_band():
     assert md["offsets"] == {"B4": -1000.0, "B8A": -1000.0, "B12": -900.0}
     assert md["sensing_date"] == "2023-06-15"
     h = sensors.s2_harmonisation(declared_offsets=md["offsets"], baseline=md["baseline"],
-                                 baseline_source="esa-metadata")
+                                 declared_source="esa-metadata")
     assert h.source == "esa-metadata" and h.bias_for("B12") == -900.0
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from ...errors import ProviderError, SpecError
 from ...geometry import roi_grid
 from ...specs import SensorSpec, SpatialSpec, TemporalSpec, check_spatial, check_temporal
-from ..base import Patch, Provider
+from ..base import DEFAULT_RESAMPLING, Patch, Provider, check_resampling
 from . import session as _session
 from .pixels import MAX_REQUEST_BYTES, PixelClient, RequestStats, RetryPolicy
 from .plan import IW_SCENES_BAND, SCENES_BAND, CloudScorePlus, RequestPlan, plan_requests
@@ -39,6 +39,11 @@ class GEEProvider(Provider):
     ``max_retries`` / ``retry_base_s`` / ``retry_cap_s``: backoff for transient errors.
     ``max_request_bytes``: answers larger than this are fetched as tiles (Earth Engine's
     limit is 48 MB). ``workload_tag`` labels the requests in Cloud billing reports.
+    ``resampling``: the policy shared with the local provider (``"bilinear"``: continuous
+    bands interpolated, categorical bands nearest; ``"nearest"``: every band nearest),
+    applied per scene with ``ee.Image.resample`` before compositing. Non-harmonised
+    Sentinel-2 ids (``COPERNICUS/S2``, ``COPERNICUS/S2_SR``) are read from their
+    harmonised twins, with one warning.
 
     The provider is thread-safe: the export engine calls :meth:`fetch` from many
     threads, and every request passes the project's process-wide in-flight limiter
@@ -53,8 +58,10 @@ class GEEProvider(Provider):
                  max_request_bytes: int = MAX_REQUEST_BYTES,
                  workload_tag: Optional[str] = "rs-embed",
                  credentials: Any = "persistent", http_transport: Any = None,
-                 sleep: Optional[Callable[[float], None]] = None, seed: Optional[int] = None):
+                 sleep: Optional[Callable[[float], None]] = None, seed: Optional[int] = None,
+                 resampling: str = DEFAULT_RESAMPLING):
         self.cloud_score_plus = _cloud_score_plus(cloud_score_plus)
+        self.resampling = check_resampling(resampling)
         if isinstance(max_request_bytes, bool) or not isinstance(max_request_bytes, int) \
                 or not 1024 <= max_request_bytes <= MAX_REQUEST_BYTES:
             raise SpecError(f"max_request_bytes must be an integer in [1024, {MAX_REQUEST_BYTES}], "
@@ -97,7 +104,7 @@ class GEEProvider(Provider):
         temporal = check_temporal(temporal)
         if isinstance(sensors, SensorSpec) or not isinstance(sensors, (list, tuple)) or not sensors:
             raise SpecError(f"sensors must be a non-empty list of SensorSpec, got {sensors!r}")
-        plans = plan_requests(list(sensors), self.cloud_score_plus)
+        plans = plan_requests(list(sensors), self.cloud_score_plus, self.resampling)
         grids = {p.scale_m: roi_grid(spatial, p.scale_m) for p in plans}  # bad ROI fails before any request
         out: List[Union[Patch, Exception, None]] = [None] * len(sensors)
         for plan in plans:
@@ -121,7 +128,7 @@ class GEEProvider(Provider):
         spatial = check_spatial(spatial)
         temporal = check_temporal(temporal)
         bodies = []
-        for plan in plan_requests(list(sensors), self.cloud_score_plus):
+        for plan in plan_requests(list(sensors), self.cloud_score_plus, self.resampling):
             grid = roi_grid(spatial, plan.scale_m)
             params = self._client.params(plan.build_image(self.ee, grid, temporal), grid, plan.band_ids)
             params["expression"] = self.ee.serializer.encode(params["expression"])
@@ -173,7 +180,14 @@ class GEEProvider(Provider):
             meta = dict(copy.deepcopy(base_meta), fill_value=sensor.fill_value,
                         nodata_fraction=n_bad / float(valid.size) if valid.size else 0.0,
                         nodata_pixels=n_bad)
-            patches.append(Patch(data=data, bands=tuple(sensor.bands), grid=grid, meta=meta))
+            meta["resampling"] = {b: meta["resampling"][b] for b in sensor.bands}
+            if sensor.collection != plan.collection and plan.info.family == "s2":
+                meta["collection_requested"] = sensor.collection
+                meta["radiometry"]["collection_requested"] = sensor.collection
+            elif sensor.collection == plan.collection:
+                meta["radiometry"].pop("collection_requested", None)
+                meta["radiometry"].pop("note", None)
+            patches.append(Patch(data=data, bands=tuple(sensor.bands), grid=grid, meta=meta, valid=valid))
         return patches
 
     # -- off the hot path ----------------------------------------------------------
@@ -182,7 +196,7 @@ class GEEProvider(Provider):
         """Ids of the scenes a fetch would composite (one extra round trip; for inspection)."""
         spatial = check_spatial(spatial)
         temporal = check_temporal(temporal)
-        plan = plan_requests([sensor], self.cloud_score_plus)[0]
+        plan = plan_requests([sensor], self.cloud_score_plus, self.resampling)[0]
         grid = roi_grid(spatial, plan.scale_m)
         col, _ = plan.build_collection(self.ee, grid, temporal)
         try:

@@ -246,7 +246,7 @@ class AlphaEarthProvider(Provider):
                 used.append({"path": path, "utm_zone": zone})
             pixels += stats.pixels
         data = dequantise(data)
-        filled = fill_invalid(data, sensor.fill_value)
+        valid, filled = fill_invalid(data, sensor.fill_value)
         window = {"start": f"{year}-01-01", "end": f"{year + 1}-01-01"}
         meta = {"backend": self.name, "collection": sensor.collection,
                 "source": "AlphaEarth public COGs", "index": self.index.source, "year": year,
@@ -256,7 +256,8 @@ class AlphaEarthProvider(Provider):
                 "dequantisation": GSE_PUBLIC_COGS.quantisation, **filled,
                 "source_pixels_read": int(pixels),
                 "licence": GSE_PUBLIC_COGS.attribution}
-        return Patch(data=np.ascontiguousarray(data), bands=tuple(sensor.bands), grid=grid, meta=meta)
+        return Patch(data=np.ascontiguousarray(data), bands=tuple(sensor.bands), grid=grid, meta=meta,
+                     valid=valid)
 
 
 __all__ = ["AlphaEarthProvider", "AlphaEarthIndex", "dequantise"]

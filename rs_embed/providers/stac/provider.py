@@ -24,7 +24,7 @@ from ...geometry import Grid, roi_grid
 from ...sensors import products as vocab
 from ...sensors import quality
 from ...specs import SensorSpec, SpatialSpec, TemporalSpec, check_spatial, check_temporal
-from ..base import Patch, Provider
+from ..base import Patch, Provider, check_resampling, resampling_method
 from ..compositing import composite, fill_invalid
 from ..gee.session import InFlightLimiter
 from .apis import StacApi, preset as find_preset
@@ -33,7 +33,6 @@ from .items import BandAsset, asset_key, band_assets, radiometry_record
 from .reader import WindowReader
 from .search import CLOUD_PROPERTY, ItemSearch, Window, item_summary
 
-RESAMPLINGS = ("bilinear", "nearest")
 #: concurrent COG reads per provider unless told otherwise
 DEFAULT_MAX_CONCURRENT_READS = 32
 
@@ -85,8 +84,7 @@ class StacProvider(Provider):
             url = api.url
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise SpecError(f"url must be an http(s) STAC API root, got {url!r}")
-        if resampling not in RESAMPLINGS:
-            raise SpecError(f"resampling must be one of {RESAMPLINGS}, got {resampling!r}")
+        check_resampling(resampling)
         if isinstance(max_concurrent_reads, bool) or not isinstance(max_concurrent_reads, int) \
                 or max_concurrent_reads < 1:
             raise SpecError(f"max_concurrent_reads must be an integer >= 1, got {max_concurrent_reads!r}")
@@ -276,7 +274,7 @@ class StacProvider(Provider):
                     f"{missing}; its assets: {sorted((item.get('assets') or {}))}", transient=False)
             for j, band in enumerate(sensor.bands):
                 a = assets[band]
-                method = "nearest" if (a.categorical or self.resampling == "nearest") else "bilinear"
+                method = resampling_method(band, self.resampling, a.categorical)
                 resampling_used[band] = method
                 stats = self.reader.read(a.href, grid, stacks[i, j], resampling=method, nodata=a.nodata,
                                          overview_ok=not a.categorical)
@@ -296,7 +294,7 @@ class StacProvider(Provider):
                 f"ROI (outside their footprints, no data, or masked as cloud): "
                 f"{[it.get('id') for it in items]}", transient=False)
         data = composite(stacks[used], sensor.composite)
-        filled = fill_invalid(data, sensor.fill_value)
+        valid, filled = fill_invalid(data, sensor.fill_value)
         used_items = [it for it, u in zip(items, used) if u]
         meta = {
             "backend": self.name,
@@ -314,6 +312,7 @@ class StacProvider(Provider):
             "n_scenes": len(used_items),
             "order": "datetime ascending, then id",
             "resampling": resampling_used,
+            "resampling_policy": self.resampling,
             "overview_level": overviews,
             "radiometry": [r for r, u in zip(records, used) if u],
             "cloud_mask": ({"band": mask_band, "invalid_classes": sorted(self.scl_invalid)
@@ -324,7 +323,7 @@ class StacProvider(Provider):
             "source_pixels_read": int(pixels_read),
         }
         return Patch(data=np.ascontiguousarray(data, dtype=np.float32), bands=tuple(sensor.bands),
-                     grid=grid, meta=meta)
+                     grid=grid, meta=meta, valid=valid)
 
     # -- cloud masks ---------------------------------------------------------------------
     def _mask_band(self, prod, entry) -> Optional[str]:
