@@ -199,10 +199,112 @@ class CogServer:
         return Handler
 
 
+class FaultProxy:
+    """A reverse proxy on 127.0.0.1 in front of a STAC API, answering chosen requests itself.
+
+    ``fail_next(path_suffix, *statuses)`` makes the next requests whose path ends so get
+    those statuses (with a JSON error body); ``delay_next(path_suffix, seconds)`` holds
+    the next one back (a slow server). Every forwarded or refused request is logged.
+    """
+
+    def __init__(self, upstream: str):
+        self.upstream = upstream.rstrip("/")
+        self.log: List[tuple] = []
+        self.faults: Dict[str, List[int]] = {}
+        self.delays: Dict[str, List[float]] = {}
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._httpd.daemon_threads = True
+        self.port = self._httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+
+    def fail_next(self, suffix: str, *statuses: int) -> None:
+        with self._lock:
+            self.faults.setdefault(suffix, []).extend(statuses)
+
+    def delay_next(self, suffix: str, *seconds: float) -> None:
+        with self._lock:
+            self.delays.setdefault(suffix, []).extend(seconds)
+
+    def requests_to(self, suffix: str) -> List[tuple]:
+        with self._lock:
+            return [r for r in self.log if r[1].split("?")[0].endswith(suffix)]
+
+    def reset(self) -> None:
+        with self._lock:
+            self.log.clear()
+            self.faults.clear()
+            self.delays.clear()
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def _pop(self, table, path):
+        with self._lock:
+            for suffix, queue in table.items():
+                if path.split("?")[0].endswith(suffix) and queue:
+                    return queue.pop(0)
+        return None
+
+    def _handler(self):
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _relay(self, method: str):
+                import requests
+
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                delay = proxy._pop(proxy.delays, self.path)
+                if delay:
+                    time.sleep(delay)
+                fault = proxy._pop(proxy.faults, self.path)
+                if fault is not None:
+                    with proxy._lock:
+                        proxy.log.append((method, self.path, fault))
+                    msg = json.dumps({"code": "InjectedFault",
+                                      "description": f"injected {fault} for {self.path}"}).encode()
+                    self.send_response(fault)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(msg)))
+                    if fault == 429:
+                        self.send_header("Retry-After", "0")
+                    self.end_headers()
+                    self.wfile.write(msg)
+                    return
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() in ("content-type", "accept")}
+                r = requests.request(method, proxy.upstream + self.path, data=body, headers=headers,
+                                     timeout=30)
+                with proxy._lock:
+                    proxy.log.append((method, self.path, r.status_code))
+                self.send_response(r.status_code)
+                self.send_header("Content-Type", r.headers.get("Content-Type", "application/json"))
+                self.send_header("Content-Length", str(len(r.content)))
+                self.end_headers()
+                self.wfile.write(r.content)
+
+            def do_GET(self):
+                self._relay("GET")
+
+            def do_POST(self):
+                self._relay("POST")
+
+        return Handler
+
+
 class StacApiServer:
     """``rustac serve`` on a free 127.0.0.1 port, holding ``hrefs`` (collections, items)."""
 
-    def __init__(self, hrefs: Sequence[Path], *, timeout_s: float = 30.0):
+    def __init__(self, hrefs: Sequence[Path], *, timeout_s: float = 30.0,
+                 public_url: Optional[str] = None):
         exe = shutil.which("rustac") or str(Path(os.sys.executable).with_name("rustac"))
         if not Path(exe).exists():
             raise RuntimeError("rustac is not installed: run `make test` (it installs the 'stac-test' "
@@ -210,8 +312,11 @@ class StacApiServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = open(Path(hrefs[0]).parent / f"rustac-{self.port}.log", "wb")
-        self.proc = subprocess.Popen([exe, "serve", "--addr", f"127.0.0.1:{self.port}",
-                                      *map(str, hrefs)], stdout=self._log, stderr=subprocess.STDOUT)
+        # links in the answers point at public_url (a proxy in front) when given
+        addr = ["--addr", public_url, "--bind", f"127.0.0.1:{self.port}"] if public_url \
+            else ["--addr", f"127.0.0.1:{self.port}"]
+        self.proc = subprocess.Popen([exe, "serve", *addr, *map(str, hrefs)], stdout=self._log,
+                                     stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout_s
         import requests
 
@@ -239,4 +344,4 @@ class StacApiServer:
         self._log.close()
 
 
-__all__ = ["CogServer", "StacApiServer", "Served", "free_port", "BLOB_DOMAIN", "FAST"]
+__all__ = ["CogServer", "StacApiServer", "FaultProxy", "Served", "free_port", "BLOB_DOMAIN", "FAST"]
