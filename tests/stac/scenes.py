@@ -357,7 +357,7 @@ def write_pc_landsat_s1(archive: Archive, folder: Path) -> List[Path]:
     nir, _ = sample_band("B8")
     qa = np.full(red.shape, 21824, np.uint16)  # "clear, low confidence cloud" (USGS example)
     qa[LS_CLOUD_ROWS, LS_CLOUD_COLS] |= 1 << 3
-    ls_dir = f"landsat-c2/level-2/standard/oli-tirs/2021/014/034/LC08_L2SP_014034_20210503_20210508_02_T1"
+    ls_dir = "landsat-c2/level-2/standard/oli-tirs/2021/014/034/LC08_L2SP_014034_20210503_20210508_02_T1"
     s1_dir = "sentinel1-grd-rtc/GRD/2021/5/5/IW/DV/S1A_IW_GRDH_1SDV_20210505T225712_rtc"
     files = {
         ("landsateuwest", f"{ls_dir}/LC08_L2SP_SR_B4.TIF"): red,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rs_embed import sample
 from rs_embed.errors import ProviderError
 from rs_embed.geometry import roi_grid, transformer
 from rs_embed.specs import OutputSpec, PointBuffer, TemporalSpec

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import os
 import threading
-from datetime import date
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -109,6 +110,8 @@ class StacProvider(Provider):
         self.sign = sign
         self._alphaearth = alphaearth
         self._aef_lock = threading.Lock()
+        self._pool: Optional[ThreadPoolExecutor] = None
+        self._pool_lock = threading.Lock()
 
     # -- what it serves ----------------------------------------------------------------
     @property
@@ -265,6 +268,7 @@ class StacProvider(Provider):
         overviews: Dict[str, Optional[int]] = {}
         pixels_read, masked_px = 0, 0
         mask_band = self._mask_band(prod, entry)
+        per_item, jobs = [], []
         for i, item in enumerate(items):
             assets = band_assets(item, sensor.bands, entry, prod, self.sign)
             missing = [b for b in sensor.bands if b not in assets]
@@ -272,22 +276,29 @@ class StacProvider(Provider):
                 raise ProviderError(
                     f"{self.coverage()}: item {item.get('id')!r} of {cid!r} has no asset for band(s) "
                     f"{missing}; its assets: {sorted((item.get('assets') or {}))}", transient=False)
+            per_item.append(assets)
             for j, band in enumerate(sensor.bands):
                 a = assets[band]
                 method = resampling_method(band, self.resampling, a.categorical)
                 resampling_used[band] = method
-                stats = self.reader.read(a.href, grid, stacks[i, j], resampling=method, nodata=a.nodata,
-                                         overview_ok=not a.categorical)
-                overviews[band] = stats.overview_level
-                pixels_read += stats.pixels
-                stacks[i, j] = a.apply(stacks[i, j])
-            clear = self._clear_mask(item, grid, mask_band, entry, prod)
+                jobs.append((band, partial(self._read_band, a, grid, stacks[i, j], method)))
+            jobs.append((i, partial(self._clear_mask, item, grid, mask_band, entry, prod)))
+        # every read of the patch at once (bounded by the limiter): one round trip of latency
+        clears: Dict[int, Optional[np.ndarray]] = {}
+        for key, result in zip([k for k, _ in jobs], self._run(fn for _, fn in jobs)):
+            if isinstance(key, str):
+                overviews[key] = result.overview_level
+                pixels_read += result.pixels
+            else:
+                clears[key] = result
+        for i, item in enumerate(items):
+            clear = clears.get(i)
             if clear is not None:
                 bad = ~clear & np.isfinite(stacks[i]).all(axis=0)
                 masked_px += int(bad.sum())
                 stacks[i][:, ~clear] = np.nan
             used[i] = bool(np.isfinite(stacks[i]).any())
-            records.append(radiometry_record(item, assets, prod))
+            records.append(radiometry_record(item, per_item[i], prod))
         if not used.any():
             raise ProviderError(
                 f"the {len(items)} {cid!r} item(s) found for {spatial!r} have no valid pixel on the "
@@ -324,6 +335,33 @@ class StacProvider(Provider):
         }
         return Patch(data=np.ascontiguousarray(data, dtype=np.float32), bands=tuple(sensor.bands),
                      grid=grid, meta=meta, valid=valid)
+
+    def _read_band(self, a: BandAsset, grid: Grid, out: np.ndarray, method: str):
+        stats = self.reader.read(a.href, grid, out, resampling=method, nodata=a.nodata,
+                                 overview_ok=not a.categorical)
+        out[...] = a.apply(out)
+        return stats
+
+    def _run(self, fns) -> list:
+        """Results of ``fns`` run on the provider's read pool (in order; the first error raises)."""
+        fns = list(fns)
+        if len(fns) == 1:
+            return [fns[0]()]
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.limiter.limit, thread_name_prefix="rs_embed-stac")
+        futures = [self._pool.submit(fn) for fn in fns]
+        try:
+            return [f.result() for f in futures]
+        finally:
+            for f in futures:
+                f.cancel()
+
+    def close(self) -> None:
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
 
     # -- cloud masks ---------------------------------------------------------------------
     def _mask_band(self, prod, entry) -> Optional[str]:

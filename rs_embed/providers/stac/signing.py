@@ -36,14 +36,12 @@ class PlanetaryComputerSigner:
 
     def __init__(self, *, timeout_s: float = 30.0, subscription_key: Optional[str] = None):
         try:
-            import planetary_computer  # noqa: F401
+            import planetary_computer
         except ImportError:
             raise ProviderError("Planetary Computer needs the planetary-computer package: "
                                 "pip install 'rs_embed[stac]'", transient=False) from None
         self.timeout_s = float(timeout_s)
         if subscription_key:
-            import planetary_computer
-
             planetary_computer.set_subscription_key(subscription_key)
         self.calls = 0
         self._lock = threading.Lock()
