@@ -110,6 +110,24 @@ class Provider(ABC):
         """A one-line human description of what this provider can serve."""
         return self.name
 
+    @classmethod
+    def availability(cls) -> Optional[str]:
+        """Why this backend cannot be used here now (missing client, no credentials), or
+        None. Cheap and offline; the class is asked, so nothing is opened."""
+        return None
+
+    def check_sensor(self, sensor: SensorSpec) -> Optional[str]:
+        """Why this backend cannot serve ``sensor`` anywhere (collection or bands it does
+        not hold), or None when it can or cannot tell without fetching."""
+        return None
+
+    def coverage_fraction(self, spatials: Sequence[SpatialSpec], temporal: Optional[TemporalSpec] = None,
+                          sensor: Optional[SensorSpec] = None) -> List[Optional[float]]:
+        """Share (0..1) of each ROI's grid that lies inside this backend's imagery, from
+        footprints alone (no pixels read); None where the backend cannot tell (a global
+        archive such as Earth Engine)."""
+        return [None] * len(spatials)
+
     def close(self) -> None:
         """Release open files or sessions (optional)."""
 

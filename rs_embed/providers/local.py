@@ -848,11 +848,9 @@ class LocalProvider(Provider):
             raise SpecError(f"sensor must be a SensorSpec, got {type(sensor).__name__}: {sensor!r}")
         return spatial, temporal, sensor
 
-    def select(self, spatial: SpatialSpec, temporal: Optional[TemporalSpec],
-               sensor: SensorSpec) -> Tuple[List[Scene], Grid]:
-        """The scenes a fetch composites (time-ordered) and the grid it samples."""
-        spatial, temporal, sensor = self._check(spatial, temporal, sensor)
-        grid = roi_grid(spatial, sensor.scale_m)
+    def _sensor_scenes(self, sensor: SensorSpec) -> List[Scene]:
+        """The scenes of ``sensor``'s collection holding all its bands; else a ProviderError
+        saying what the catalog holds instead."""
         want = [sensors.canonical_band(b) for b in sensor.bands]
         in_coll = [s for s in self._scenes if s.serves(sensor.collection, self.aliases)]
         if not in_coll:
@@ -871,6 +869,15 @@ class LocalProvider(Provider):
             raise ProviderError(
                 f"band(s) {', '.join(map(repr, missing))} not in the local catalog's "
                 f"{sensor.collection} scenes; available bands: {', '.join(have)}", transient=False)
+        return with_bands
+
+    def select(self, spatial: SpatialSpec, temporal: Optional[TemporalSpec],
+               sensor: SensorSpec) -> Tuple[List[Scene], Grid]:
+        """The scenes a fetch composites (time-ordered) and the grid it samples."""
+        spatial, temporal, sensor = self._check(spatial, temporal, sensor)
+        grid = roi_grid(spatial, sensor.scale_m)
+        want = [sensors.canonical_band(b) for b in sensor.bands]
+        with_bands = self._sensor_scenes(sensor)
         start = temporal.start_date if temporal else None
         end = temporal.end_date if temporal else None
         in_time = [s for s in with_bands if s.overlaps(start, end)]
@@ -896,6 +903,49 @@ class LocalProvider(Provider):
                     sensor: SensorSpec) -> List[str]:
         """Ids of the scenes a fetch would composite, oldest first."""
         return [s.id for s in self.select(spatial, temporal, sensor)[0]]
+
+    def check_sensor(self, sensor: SensorSpec) -> Optional[str]:
+        """Why the catalog cannot serve ``sensor`` (collection or bands missing), or None."""
+        try:
+            self._sensor_scenes(sensor)
+        except ProviderError as exc:
+            return str(exc)
+        return None
+
+    def coverage_fraction(self, spatials: Sequence[SpatialSpec], temporal: Optional[TemporalSpec] = None,
+                          sensor: Optional[SensorSpec] = None, *, samples: int = 16) -> List[Optional[float]]:
+        """Share of each ROI's grid inside the footprints of the scenes that could serve
+        it (``sensor``'s collection and bands, the time window), sampled on a
+        ``samples`` x ``samples`` lattice of the grid; footprints only, no pixels read."""
+        scenes = list(self._scenes)
+        if sensor is not None:
+            try:
+                scenes = self._sensor_scenes(sensor)
+            except ProviderError:
+                return [0.0] * len(spatials)
+        temporal = check_temporal(temporal)
+        if temporal is not None:
+            scenes = [s for s in scenes if s.overlaps(temporal.start_date, temporal.end_date)]
+        boxes = {}
+        for s in scenes:  # one footprint per scene: its finest band
+            bf = min(s.bands.values(), key=lambda b: b.resolution)
+            boxes[(bf.crs, bf.bounds)] = None
+        scale = sensor.scale_m if sensor is not None else 10.0
+        n = max(2, int(samples))
+        t = (np.arange(n) + 0.5) / n
+        out: List[Optional[float]] = []
+        for sp in spatials:
+            grid = roi_grid(check_spatial(sp), scale)
+            left, bottom, right, top = grid.bounds
+            gx, gy = np.meshgrid(left + t * (right - left), bottom + t * (top - bottom))
+            gx, gy = gx.ravel(), gy.ravel()
+            inside = np.zeros(gx.size, dtype=bool)
+            for crs, (l, b, r, tp) in boxes:
+                px, py = (gx, gy) if crs == grid.crs else transformer(grid.crs, crs).transform(gx, gy)
+                inside |= (np.asarray(px) >= l) & (np.asarray(px) <= r) & \
+                          (np.asarray(py) >= b) & (np.asarray(py) <= tp)
+            out.append(float(inside.mean()))
+        return out
 
     # -- fetch ---------------------------------------------------------------------
     def fetch(self, spatial: SpatialSpec, temporal: Optional[TemporalSpec],

@@ -79,6 +79,14 @@ class GEEProvider(Provider):
                                    workload_tag=workload_tag, seed=seed, **kwargs)
 
     # -- Provider interface ------------------------------------------------------
+    @classmethod
+    def availability(cls) -> Optional[str]:
+        """None when Earth Engine can be used now, else why not (offline check)."""
+        status = _session.availability()
+        if status is True:
+            return None
+        return status or "earthengine-api is not installed: pip install 'rs_embed[gee]'"
+
     def limiter(self) -> _session.InFlightLimiter:
         return _session.limiter(self.session.project)
 
