@@ -18,9 +18,9 @@ from .base import Patch, Provider
 _BUILTIN: Dict[str, str] = {
     "local": "rs_embed.providers.local:LocalProvider",
     "gee": "rs_embed.providers.gee:GEEProvider",
-    "earth-search": "rs_embed.providers.stac:earth_search",
-    "planetary-computer": "rs_embed.providers.stac:planetary_computer",
-    "stac": "rs_embed.providers.stac:earth_search",
+    "earth-search": "rs_embed.providers.stac:EarthSearchProvider",
+    "planetary-computer": "rs_embed.providers.stac:PlanetaryComputerProvider",
+    "stac": "rs_embed.providers.stac:EarthSearchProvider",
     "alphaearth": "rs_embed.providers.stac:AlphaEarthProvider",
 }
 _factories: Dict[str, Union[str, Callable[[], Provider]]] = dict(_BUILTIN)

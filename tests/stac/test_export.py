@@ -113,3 +113,14 @@ def test_auto_uses_earth_engine_when_it_is_set_up(no_earth_engine, monkeypatch):
     s = SensorSpec("COPERNICUS/S2_SR_HARMONIZED", ("B4",))
     with pytest.warns(UserWarning, match="uses 'gee'"):
         assert resolve_backend("auto", spatials=[KENYA], temporal=None, sensors=[s]) == "gee"
+
+
+def test_readiness_knows_the_stac_backends_without_a_request():
+    from rs_embed.providers import backend_availability, get_provider
+
+    for name in ("earth-search", "planetary-computer", "stac", "alphaearth"):
+        assert backend_availability(name) is None
+    es = get_provider("earth-search")
+    assert es.check_sensor(SensorSpec("COPERNICUS/S2_SR_HARMONIZED", ("B4", "B8"))) is None
+    assert "requester-pays" in es.check_sensor(SensorSpec("COPERNICUS/S2_HARMONIZED", ("B4",)))
+    assert es.search.requests == 0

@@ -20,6 +20,8 @@ import importlib
 _LAZY = {
     "StacProvider": "rs_embed.providers.stac.provider",
     "earth_search": "rs_embed.providers.stac.provider",
+    "EarthSearchProvider": "rs_embed.providers.stac.provider",
+    "PlanetaryComputerProvider": "rs_embed.providers.stac.provider",
     "planetary_computer": "rs_embed.providers.stac.provider",
     "AlphaEarthProvider": "rs_embed.providers.stac.alphaearth",
     "AlphaEarthIndex": "rs_embed.providers.stac.alphaearth",

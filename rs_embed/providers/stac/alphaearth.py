@@ -190,6 +190,22 @@ class AlphaEarthProvider(Provider):
         self.reader = WindowReader(self.policy, options=gdal_options, limiter=self.limiter,
                                    use_overviews=False)
 
+    @classmethod
+    def availability(cls) -> Optional[str]:
+        """None when the public COGs can be read here (offline check), else what to install."""
+        import importlib.util
+
+        if importlib.util.find_spec("pyarrow") is None:
+            return "pyarrow not installed (it reads the file index): pip install 'rs_embed[stac]'"
+        return None
+
+    def check_sensor(self, sensor: SensorSpec) -> Optional[str]:
+        try:
+            self.check(sensor)
+        except ProviderError as exc:
+            return str(exc)
+        return None
+
     def coverage(self) -> str:
         return f"AlphaEarth annual embeddings (public COGs, index {self.index.source})"
 

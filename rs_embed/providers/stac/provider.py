@@ -114,6 +114,26 @@ class StacProvider(Provider):
         self._pool_lock = threading.Lock()
 
     # -- what it serves ----------------------------------------------------------------
+    @classmethod
+    def availability(cls) -> Optional[str]:
+        """None when the STAC backends can run here (offline check), else what to install."""
+        import importlib.util
+
+        missing = [m for m in cls._needs if importlib.util.find_spec(m) is None]
+        if missing:
+            return f"{', '.join(missing)} not installed: pip install 'rs_embed[stac]'"
+        return None
+
+    _needs: Tuple[str, ...] = ("pystac_client",)
+
+    def check_sensor(self, sensor: SensorSpec) -> Optional[str]:
+        """Why this backend cannot serve ``sensor`` (no request is sent), or None."""
+        try:
+            self.check(sensor)
+        except ProviderError as exc:
+            return str(exc)
+        return None
+
     @property
     def api_name(self) -> str:
         return self.api.name if self.api is not None else "stac"
@@ -392,14 +412,32 @@ class StacProvider(Provider):
                 "collections": dict(self.collections)}
 
 
+class EarthSearchProvider(StacProvider):
+    """``backend="earth-search"``: Earth Search by Element 84 (no account)."""
+
+    def __init__(self, url: Optional[str] = None, **kwargs):
+        super().__init__(url, preset="earth-search", **kwargs)
+
+
+class PlanetaryComputerProvider(StacProvider):
+    """``backend="planetary-computer"``: Microsoft Planetary Computer (no account; assets
+    signed with free SAS tokens)."""
+
+    _needs = ("pystac_client", "planetary_computer")
+
+    def __init__(self, url: Optional[str] = None, **kwargs):
+        super().__init__(url, preset="planetary-computer", **kwargs)
+
+
 def earth_search(**kwargs) -> StacProvider:
     """Earth Search by Element 84 (no account): ``StacProvider(preset="earth-search")``."""
-    return StacProvider(preset="earth-search", **kwargs)
+    return EarthSearchProvider(**kwargs)
 
 
 def planetary_computer(**kwargs) -> StacProvider:
     """Microsoft Planetary Computer (no account; assets signed with free SAS tokens)."""
-    return StacProvider(preset="planetary-computer", **kwargs)
+    return PlanetaryComputerProvider(**kwargs)
 
 
-__all__ = ["StacProvider", "earth_search", "planetary_computer", "DEFAULT_MAX_CONCURRENT_READS"]
+__all__ = ["StacProvider", "EarthSearchProvider", "PlanetaryComputerProvider", "earth_search",
+           "planetary_computer", "DEFAULT_MAX_CONCURRENT_READS"]
