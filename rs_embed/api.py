@@ -70,7 +70,8 @@ class Model:
         sensor_used = resolve_sensor(emb, sensor=sensor, fetch=fetch, modality=modality)
         if sensor_used is None:
             raise ModelError(f"model {self.name!r} declares no input sensor; pass sensor=SensorSpec(...)")
-        provider, backend_name = open_backend(self.backend)
+        provider, backend_name = open_backend(self.backend, spatials=rois, temporal=temporal,
+                                              sensors=[sensor_used])
         check_backend(emb, backend_name)
 
         def fetch_one(roi):

@@ -139,7 +139,8 @@ def build_job(*, spatials, temporal, models, out, layout, out_dir, out_path, nam
     plans = plan_models(models, sensor=sensor, per_model_sensors=per_model_sensors,
                         modality=modality, device=device, temporal=temporal)
     groups = group_inputs(plans)
-    provider, backend_name = open_backend(provider_arg)
+    provider, backend_name = open_backend(provider_arg, spatials=rois, temporal=temporal,
+                                          sensors=[g.sensor for g in groups])
     for p in plans:
         check_backend(p.embedder, backend_name)
     item_names = (resolved.names if resolved.names is not None

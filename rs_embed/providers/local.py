@@ -83,6 +83,7 @@ from ..errors import ProviderError, SpecError, warn
 from ..geometry import Grid, roi_grid, transformer
 from ..specs import SensorSpec, SpatialSpec, TemporalSpec, check_spatial, check_temporal
 from .base import Patch, Provider, check_resampling, resampling_method
+from .compositing import composite, fill_invalid
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
 SCENE_TYPE = "rs_embed.scene"
@@ -976,14 +977,8 @@ class LocalProvider(Provider):
                         used[i] = True
                 if used[i]:
                     radiometry.append(self._radiometry_record(scene, applied))
-        if sensor.composite == "mosaic":
-            data = _mosaic(stacks)
-        else:
-            data = _median(stacks)
-        valid = np.all(np.isfinite(data), axis=0)
-        n_bad = int(valid.size - np.count_nonzero(valid))
-        if n_bad:
-            data[:, ~valid] = np.float32(sensor.fill_value)
+        data = composite(stacks, sensor.composite)
+        valid, filled = fill_invalid(data, sensor.fill_value)
         used_scenes = [s for s, u in zip(scenes, used) if u]
         s2 = any(r.get("harmonised") for r in radiometry)
         scales = {s.value_scale for s in scenes}
@@ -1004,9 +999,7 @@ class LocalProvider(Provider):
                        else "as stored (no scaling)"),
             "value_scale": sensors.S2_REFLECTANCE_SCALE if s2 else (scales.pop() if len(scales) == 1 else None),
             "radiometry": radiometry,
-            "fill_value": sensor.fill_value,
-            "nodata_fraction": n_bad / float(valid.size) if valid.size else 0.0,
-            "nodata_pixels": n_bad,
+            **filled,
             "source_pixels_read": int(pixels_read),
         }
         return Patch(data=np.ascontiguousarray(data, dtype=np.float32), bands=tuple(sensor.bands),
@@ -1151,32 +1144,6 @@ def _sample_band(bf: BandFile, grid: Grid, method: str, out: np.ndarray,
               dst_nodata=float("nan"), resampling=getattr(Resampling, method),
               init_dest_nodata=True, num_threads=1)
     return int(width * height)
-
-
-def _median(stacks: np.ndarray) -> np.ndarray:
-    """Per band and pixel median over scenes, ignoring NaN (all-NaN stays NaN)."""
-    if stacks.shape[0] == 1:
-        return stacks[0].copy()
-    # no scene there: set aside first, as nanmedian warns on all-NaN slices (and
-    # silencing warnings is not thread-safe)
-    empty = np.all(np.isnan(stacks), axis=0)
-    if empty.any():
-        stacks = stacks.copy()
-        stacks[:, empty] = 0.0
-    out = np.nanmedian(stacks, axis=0).astype(np.float32)
-    out[empty] = np.nan
-    return out
-
-
-def _mosaic(stacks: np.ndarray) -> np.ndarray:
-    """Per band and pixel, the latest scene with data (scenes are oldest first)."""
-    out = stacks[-1].copy()
-    for k in range(stacks.shape[0] - 2, -1, -1):
-        hole = np.isnan(out)
-        if not hole.any():
-            break
-        out[hole] = stacks[k][hole]
-    return out
 
 
 __all__ = ["LocalProvider", "Scene", "BandFile", "read_catalog"]
