@@ -12,7 +12,7 @@ from typing import Any, List, Optional, Sequence
 from . import models as _models
 from .errors import ModelError, SpecError, warn
 from .inference import check_backend, embed_inputs, patch_context, resolve_sensor, to_embedding
-from .input_checks import check_input_patch
+from .input_checks import MAX_NODATA, check_input_patch, is_mostly_nodata
 from .providers import open_backend
 from .specs import (Embedding, FetchSpec, InputPrepSpec, OutputSpec, SensorSpec, SpatialSpec,
                     TemporalSpec, check_output, check_spatial, check_temporal)
@@ -97,18 +97,18 @@ class Model:
                 for r, p in zip(results, patches)]
 
 
-#: a patch with at least this share of filled (nodata) pixels is worth a warning
-MOSTLY_EMPTY = 0.5
-
-
 def _warn_mostly_empty(patches, rois) -> None:
-    """Say so when ROIs fall mostly outside the imagery: their embeddings describe fill."""
-    bad = [i for i, p in enumerate(patches) if (p.meta.get("nodata_fraction") or 0.0) >= MOSTLY_EMPTY]
+    """Say so when ROIs fall mostly outside the imagery: their embeddings describe fill.
+
+    The rule (more than ``input_checks.MAX_NODATA`` filled) is the one exports and
+    ``rs-embed inspect`` apply, so the three agree."""
+    bad = [i for i, p in enumerate(patches) if is_mostly_nodata(p.meta.get("nodata_fraction"))]
     if bad:
         shown = ", ".join(f"#{i} ({patches[i].meta['nodata_fraction']:.0%})" for i in bad[:5])
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-        warn(f"{len(bad)} of {len(rois)} patch(es) are mostly nodata, filled with fill_value: "
-             f"{shown}{more}; the ROI lies partly outside the imagery or under masked pixels")
+        warn(f"{len(bad)} of {len(rois)} patch(es) are mostly nodata (more than {MAX_NODATA:.0%} "
+             f"filled with fill_value): {shown}{more}; the ROI lies partly outside the imagery or "
+             "under masked pixels")
 
 
 def get_embedding(model: str, *, spatial: SpatialSpec, temporal: Optional[TemporalSpec] = None,

@@ -29,6 +29,11 @@ MAX_OUT_OF_RANGE = 0.01
 MAX_NODATA = 0.5
 
 
+def is_mostly_nodata(fraction: Optional[float]) -> bool:
+    """The one rule for "mostly nodata": more than ``MAX_NODATA`` of the pixels filled."""
+    return fraction is not None and float(fraction) > MAX_NODATA
+
+
 def expected_range(sensor: Optional[SensorSpec]) -> Optional[Tuple[float, float]]:
     if sensor is None:
         return None
@@ -83,7 +88,7 @@ def patch_report(data: np.ndarray, bands: Sequence[str], *, fill_value: Optional
     }
     if report["nan_fraction"] > 0:
         issues.append(f"{report['nan_fraction']:.1%} of values are NaN")
-    if report["nodata_fraction"] > MAX_NODATA:
+    if is_mostly_nodata(report["nodata_fraction"]):
         issues.append(f"{report['nodata_fraction']:.1%} of pixels are nodata (limit {MAX_NODATA:.0%})")
     if constant:
         issues.append(f"constant bands: {constant}")
@@ -144,4 +149,5 @@ def check_input_patch(patch, sensor: Optional[SensorSpec], *, name: str = "patch
     return report
 
 
-__all__ = ["patch_report", "save_quicklook", "check_input_patch", "expected_range"]
+__all__ = ["patch_report", "save_quicklook", "check_input_patch", "expected_range", "is_mostly_nodata",
+           "MAX_NODATA"]

@@ -81,7 +81,7 @@ import numpy as np
 from ..errors import ProviderError, SpecError
 from ..geometry import Grid, roi_grid, transformer
 from ..specs import SensorSpec, SpatialSpec, TemporalSpec, check_spatial, check_temporal
-from .base import Patch, Provider
+from .base import Patch, Provider, current_fetch
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
 SCENE_TYPE = "rs_embed.scene"
@@ -569,6 +569,37 @@ class LocalProvider(Provider):
                 out.update(s.bands)
         return _sorted_bands(out)
 
+    # -- identity --------------------------------------------------------------------
+    def settings(self) -> dict:
+        """What changes the pixels: the catalog's content (not where it lies on disk, so a
+        fingerprint is the same on every machine), the resampling and the aliases."""
+        digest = getattr(self, "_catalog_digest", None)
+        if digest is None:
+            import hashlib
+
+            rows = []
+            for sc in self._scenes:
+                rows.append([sc.id, sc.collection, list(sc.aliases), sc.datetime,
+                             sc.start.isoformat() if sc.start else None,
+                             sc.end.isoformat() if sc.end else None, sc.cloud_cover, sc.value_scale,
+                             {b: [os.path.basename(bf.path), bf.index, bf.crs, list(bf.transform),
+                                  bf.width, bf.height, bf.nodata, bf.categorical]
+                              for b, bf in sorted(sc.bands.items())}])
+            text = json.dumps(rows, sort_keys=True, separators=(",", ":"), default=str)
+            digest = self._catalog_digest = hashlib.sha1(text.encode("utf-8")).hexdigest()
+        return {"catalog": {"scenes": len(self._scenes), "sha1": digest},
+                "resampling": self.resampling,
+                "aliases": {k: list(v) for k, v in sorted(self.aliases.items())}}
+
+    def check(self, sensor: SensorSpec) -> None:
+        """Refuse a collection or band this catalog does not hold (no pixel is read)."""
+        if not isinstance(sensor, SensorSpec):
+            raise SpecError(f"sensor must be a SensorSpec, got {type(sensor).__name__}: {sensor!r}")
+        try:
+            self._with_bands(sensor)
+        except ProviderError as exc:
+            raise SpecError(str(exc)) from None
+
     # -- selection -----------------------------------------------------------------
     def _check(self, spatial, temporal, sensor):
         spatial = check_spatial(spatial)
@@ -577,11 +608,8 @@ class LocalProvider(Provider):
             raise SpecError(f"sensor must be a SensorSpec, got {type(sensor).__name__}: {sensor!r}")
         return spatial, temporal, sensor
 
-    def select(self, spatial: SpatialSpec, temporal: Optional[TemporalSpec],
-               sensor: SensorSpec) -> Tuple[List[Scene], Grid]:
-        """The scenes a fetch composites (time-ordered) and the grid it samples."""
-        spatial, temporal, sensor = self._check(spatial, temporal, sensor)
-        grid = roi_grid(spatial, sensor.scale_m)
+    def _with_bands(self, sensor: SensorSpec) -> List[Scene]:
+        """The scenes of the sensor's collection that hold all its bands (else why not)."""
         want = [canonical_band(b) for b in sensor.bands]
         in_coll = [s for s in self._scenes if s.serves(sensor.collection, self.aliases)]
         if not in_coll:
@@ -600,6 +628,15 @@ class LocalProvider(Provider):
             raise ProviderError(
                 f"band(s) {', '.join(map(repr, missing))} not in the local catalog's "
                 f"{sensor.collection} scenes; available bands: {', '.join(have)}", transient=False)
+        return with_bands
+
+    def select(self, spatial: SpatialSpec, temporal: Optional[TemporalSpec],
+               sensor: SensorSpec) -> Tuple[List[Scene], Grid]:
+        """The scenes a fetch composites (time-ordered) and the grid it samples."""
+        spatial, temporal, sensor = self._check(spatial, temporal, sensor)
+        grid = roi_grid(spatial, sensor.scale_m)
+        want = [canonical_band(b) for b in sensor.bands]
+        with_bands = self._with_bands(sensor)
         start = temporal.start_date if temporal else None
         end = temporal.end_date if temporal else None
         in_time = [s for s in with_bands if s.overlaps(start, end)]
@@ -631,6 +668,7 @@ class LocalProvider(Provider):
               sensor: SensorSpec) -> Patch:
         import rasterio
 
+        ctx = current_fetch()  # the caller's time budget and cancel: looked at between reads
         scenes, grid = self.select(spatial, temporal, sensor)
         _ignore_spurious_mem_warning()
         want = [canonical_band(b) for b in sensor.bands]
@@ -642,6 +680,7 @@ class LocalProvider(Provider):
         with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", GDAL_NUM_THREADS=1):
             for i, scene in enumerate(scenes):
                 for j, band in enumerate(want):
+                    ctx.check()
                     bf = scene.bands[band]
                     method = "nearest" if (bf.categorical or self.resampling == "nearest") else "bilinear"
                     resampling_used[sensor.bands[j]] = method

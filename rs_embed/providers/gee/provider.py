@@ -10,7 +10,7 @@ import numpy as np
 from ...errors import ProviderError, SpecError
 from ...geometry import roi_grid
 from ...specs import SensorSpec, SpatialSpec, TemporalSpec, check_spatial, check_temporal
-from ..base import Patch, Provider
+from ..base import Patch, Provider, current_fetch
 from . import session as _session
 from .pixels import MAX_REQUEST_BYTES, PixelClient, RequestStats, RetryPolicy
 from .plan import IW_SCENES_BAND, SCENES_BAND, CloudScorePlus, RequestPlan, plan_requests
@@ -43,9 +43,14 @@ class GEEProvider(Provider):
     The provider is thread-safe: the export engine calls :meth:`fetch` from many
     threads, and every request passes the project's process-wide in-flight limiter
     (``set_max_concurrent``, default 40).
+
+    It retries by itself (``retries_itself``): one fetch spends at most ``max_retries``
+    retries over all its requests, within the caller's ``fetch_timeout_s``; requests
+    time out after ``fetch_timeout_s`` too.
     """
 
     name = "gee"
+    retries_itself = True
 
     def __init__(self, project: Optional[str] = None, *, high_volume: bool = True,
                  cloud_score_plus: Union[None, bool, float, CloudScorePlus] = None,
@@ -79,6 +84,31 @@ class GEEProvider(Provider):
         project = self.session.project or "Earth Engine's default project"
         return f"Google Earth Engine ({project}, {self.session.endpoint} endpoint)"
 
+    def settings(self) -> dict:
+        """What changes the pixels: the project (its assets and access) and cloud masking."""
+        csp = self.cloud_score_plus
+        return {"project": self.session.project, "cloud_score_plus": csp.to_dict() if csp else None}
+
+    def check(self, sensor: SensorSpec) -> None:
+        """Refuse what no request can serve: bad Sentinel-1 options, and bands that the
+        collections rs_embed knows (Sentinel-2, Sentinel-1, GSE) do not have."""
+        if not isinstance(sensor, SensorSpec):
+            raise SpecError(f"sensor must be a SensorSpec, got {type(sensor).__name__}: {sensor!r}")
+        for plan in plan_requests([sensor], self.cloud_score_plus):
+            known = plan.info.bands
+            if known is None:
+                continue
+            unknown = [b for b in sensor.bands if b not in known]
+            if unknown:
+                hints = []
+                for b in unknown:
+                    alt = _closest_band(b, known)
+                    if alt:
+                        hints.append(f"{b!r} -> {alt!r}")
+                hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+                raise SpecError(f"SensorSpec.bands {unknown} are not bands of the Earth Engine collection "
+                                f"{plan.collection!r}{hint}; it has {list(known)}")
+
     def fetch(self, spatial: SpatialSpec, temporal: Optional[TemporalSpec],
               sensor: SensorSpec) -> Patch:
         return self.fetch_many(spatial, temporal, [sensor])[0]
@@ -97,6 +127,7 @@ class GEEProvider(Provider):
         temporal = check_temporal(temporal)
         if isinstance(sensors, SensorSpec) or not isinstance(sensors, (list, tuple)) or not sensors:
             raise SpecError(f"sensors must be a non-empty list of SensorSpec, got {sensors!r}")
+        _session.use_request_timeout(current_fetch().timeout_s)
         plans = plan_requests(list(sensors), self.cloud_score_plus)
         grids = {p.scale_m: roi_grid(spatial, p.scale_m) for p in plans}  # bad ROI fails before any request
         out: List[Union[Patch, Exception, None]] = [None] * len(sensors)
@@ -191,6 +222,19 @@ class GEEProvider(Provider):
         except Exception as exc:
             from .pixels import classify
             raise classify(exc, f"listing scenes of {plan.collection}")[0] from exc
+
+
+def _closest_band(name: str, known) -> Optional[str]:
+    """``B08`` -> ``B8``, ``b4`` -> ``B4``, ``vv`` -> ``VV``: a known band that differs
+    only in case or a leading zero."""
+    import re
+
+    m = re.match(r"^([A-Za-z]+)0*(\d+)([A-Za-z]?)$", name)
+    flat = (m.group(1) + m.group(2) + m.group(3)).upper() if m else name.upper()
+    for k in known:
+        if k.upper() == flat or k.upper() == name.upper():
+            return k
+    return None
 
 
 __all__ = ["GEEProvider"]
