@@ -12,7 +12,8 @@ from typing import Any, List, Optional, Sequence
 from . import models as _models
 from .errors import ModelError, SpecError, warn
 from .inference import check_backend, embed_inputs, patch_context, resolve_sensor, to_embedding
-from .input_checks import MAX_NODATA, check_input_patch, is_mostly_nodata
+from . import input_checks
+from .input_checks import check_input_patch
 from .providers import open_backend
 from .specs import (Embedding, FetchSpec, InputPrepSpec, OutputSpec, SensorSpec, SpatialSpec,
                     TemporalSpec, check_output, check_spatial, check_temporal)
@@ -102,11 +103,11 @@ def _warn_mostly_empty(patches, rois) -> None:
 
     The rule (more than ``input_checks.MAX_NODATA`` filled) is the one exports and
     ``rs-embed inspect`` apply, so the three agree."""
-    bad = [i for i, p in enumerate(patches) if is_mostly_nodata(p.meta.get("nodata_fraction"))]
+    bad = [i for i, p in enumerate(patches) if input_checks.is_mostly_nodata(p.meta.get("nodata_fraction"))]
     if bad:
         shown = ", ".join(f"#{i} ({patches[i].meta['nodata_fraction']:.0%})" for i in bad[:5])
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-        warn(f"{len(bad)} of {len(rois)} patch(es) are mostly nodata (more than {MAX_NODATA:.0%} "
+        warn(f"{len(bad)} of {len(rois)} patch(es) are mostly nodata (more than {input_checks.MAX_NODATA:.0%} "
              f"filled with fill_value): {shown}{more}; the ROI lies partly outside the imagery or "
              "under masked pixels")
 

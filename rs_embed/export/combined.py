@@ -313,8 +313,11 @@ class CombinedExport:
         for m in job.models:
             g = m.group
             if job.save_inputs and m is g.owner:
+                # without a manifest to say which rows a partial stack holds, the file must
+                # say it itself: one key per point
                 info = self._npz_array(entries, self._input_rows(g.gid), K.inputs_key(m.key),
-                                       lambda i, k=m.key: K.point_input_key(k, i), stack_partial=True)
+                                       lambda i, k=m.key: K.point_input_key(k, i),
+                                       stack_partial=job.save_manifest)
                 if info is not None:
                     inputs_info[m.key] = info
             if job.save_embeddings:

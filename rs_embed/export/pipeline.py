@@ -11,7 +11,7 @@ import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..errors import ModelError, ProviderError, RsEmbedError, warn
-from ..input_checks import MAX_NODATA, is_mostly_nodata
+from .. import input_checks
 from ..io.manifest import error_message
 from .fetch import Cancelled, Fetcher, FetchResult, ProviderStuck
 from .infer import Inference, ModelOutcome
@@ -105,9 +105,9 @@ def nodata_issue(res: FetchResult) -> Optional[str]:
     """The mostly-nodata finding of one fetched patch (the rule and threshold of
     :mod:`rs_embed.input_checks`), or None."""
     f = res.nodata_fraction
-    if not is_mostly_nodata(f):
+    if not input_checks.is_mostly_nodata(f):
         return None
-    return f"{f:.1%} of pixels are nodata (limit {MAX_NODATA:.0%})"
+    return f"{f:.1%} of pixels are nodata (limit {input_checks.MAX_NODATA:.0%})"
 
 
 def nodata_warning(job: ExportJob, i: int, group, res: FetchResult) -> Optional[dict]:
@@ -116,7 +116,7 @@ def nodata_warning(job: ExportJob, i: int, group, res: FetchResult) -> Optional[
     if issue is None:
         return None
     return {"type": "mostly_nodata", "point_index": i, "models": [m.name for m in group.models],
-            "nodata_fraction": res.nodata_fraction, "limit": MAX_NODATA,
+            "nodata_fraction": res.nodata_fraction, "limit": input_checks.MAX_NODATA,
             "message": (f"point {i} ({job.names[i]!r}): {issue}; its embeddings describe mostly fill "
                         "values (the ROI lies partly outside the imagery or under masked pixels)")}
 
@@ -130,7 +130,7 @@ def warn_mostly_nodata(job: ExportJob, warnings: Sequence[dict]) -> None:
                       for w in points[:5])
     more = f" and {len(points) - 5} more" if len(points) > 5 else ""
     warn(f"{len(points)} of {job.n_items} point(s) have mostly-nodata patches (more than "
-         f"{MAX_NODATA:.0%} of pixels filled with fill_value): {shown}{more}; they are exported with a "
+         f"{input_checks.MAX_NODATA:.0%} of pixels filled with fill_value): {shown}{more}; they are exported with a "
          "'mostly_nodata' warning in their manifest (fail_on_bad_input=True fails them instead)")
 
 

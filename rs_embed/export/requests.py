@@ -151,7 +151,10 @@ def check_names(names: Any, n_items: int) -> List[str]:
         key = name_key(v)
         if key in seen:
             j = seen[key]
-            raise SpecError(f"names must be unique: names[{j}]={names[j]!r} and names[{i}]={names[i]!r} "
+            a, b = names[j], names[i]
+            same_text = a != b and unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b)
+            looks = f" (code points {ascii(a)} and {ascii(b)})" if same_text else ""
+            raise SpecError(f"names must be unique: names[{j}]={a!r} and names[{i}]={b!r}{looks} "
                             "name the same file (names are compared in Unicode NFC form, ignoring case, "
                             "as macOS and Windows do)")
         seen[key] = i

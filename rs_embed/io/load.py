@@ -439,8 +439,8 @@ def _load_combined(path: str, with_inputs: bool) -> ExportResult:
             n = len(spatials)
         else:
             n = _rows_in(arrays)
-        if spatials is None:
-            _check_rows_fit(arrays, n, json_path)
+        if spatials is None:  # nothing in the manifest vouches for n: the arrays must
+            _check_rows_fit(arrays, n, json_path, entries)
         spatials = list(spatials) if spatials is not None else [{} for _ in range(n)]
         temporal = _opt(manifest, "temporal", dict, json_path, "temporal")
         models: Dict[str, ModelResult] = {}
@@ -500,11 +500,14 @@ def _rows_in(arrays: _Arrays) -> int:
     return n
 
 
-def _check_rows_fit(arrays: _Arrays, n: int, path: str) -> None:
-    for k in arrays.names:
-        m = _POINT_KEY.match(k)
-        if m and int(m.group(3)) >= n:
-            raise _bad(path, "n_items", f"is {n} but {arrays.path!r} holds {k!r}")
+def _check_rows_fit(arrays: _Arrays, n: int, path: str, entries: Sequence[dict]) -> None:
+    """``n_items`` of a manifest without ``spatials`` against the arrays, before any
+    allocation: at least every stored row, at most those plus the listed failures."""
+    rows = _rows_in(arrays)
+    failures = sum(len(e["failed_indices"]) for e in entries if isinstance(e.get("failed_indices"), list))
+    if n < rows or n > rows + failures:
+        raise _bad(path, "n_items", f"is {n} but {arrays.path!r} holds {rows} point row(s)"
+                   + (f" and the manifest lists {failures} failure(s)" if failures else ""))
 
 
 def _load_combined_arrays(path: str, fmt: str, with_inputs: bool) -> ExportResult:
