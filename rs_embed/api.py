@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, List, Optional, Sequence
 
 from . import models as _models
-from .errors import ModelError, SpecError, warn
+from .errors import ModelError, SpecError, keep_warning_settings, warn
 from .inference import check_backend, embed_inputs, patch_context, resolve_sensor, to_embedding
 from . import input_checks
 from .input_checks import check_input_patch
@@ -84,7 +84,7 @@ class Model:
         else:
             from tqdm.auto import tqdm
 
-            with ThreadPoolExecutor(min(_FETCH_WORKERS, len(rois))) as pool:
+            with keep_warning_settings(), ThreadPoolExecutor(min(_FETCH_WORKERS, len(rois))) as pool:
                 patches = list(tqdm(pool.map(fetch_one, rois), total=len(rois),
                                     desc=f"fetch {self.name}", leave=False, disable=len(rois) < 8))
         _warn_mostly_empty(patches, rois)

@@ -450,9 +450,17 @@ class PerItemExport:
             status = "failed"
         stage = "stopped" if stop is not None else "done"
         if job.save_manifest:  # always rewritten: a resume or a crash must not leave it stale
-            write_json(run_path, self.run_manifest(status, stage,
-                                                   timings.as_dict(writer.seconds if writer else 0.0),
-                                                   stop_record(stop) if stop is not None else None))
+            try:
+                write_json(run_path, self.run_manifest(status, stage,
+                                                       timings.as_dict(writer.seconds if writer else 0.0),
+                                                       stop_record(stop) if stop is not None else None))
+            except OSError as exc:  # e.g. the disk is full: never hide why the export stopped
+                if stop is None or isinstance(stop[1], Cancelled):
+                    raise
+                try:
+                    stop[1].add_note(f"the run manifest could not be updated: {exc}")
+                except AttributeError:  # pragma: no cover - Python < 3.11
+                    pass
         if stop is not None and not isinstance(stop[1], Cancelled):
             raise stop[1]
         return self.manifests  # type: ignore[return-value]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from ..errors import ModelError, ProviderError, RsEmbedError, warn
+from ..errors import ModelError, ProviderError, RsEmbedError, keep_warning_settings, warn
 from .. import input_checks
 from ..io.manifest import error_message
 from .fetch import Cancelled, Fetcher, FetchResult, ProviderStuck
@@ -197,27 +197,33 @@ def run_chunks(job: ExportJob, todo: Sequence[int], progress: Progress, timings:
     infer = Inference(backend=job.backend, temporal=job.temporal, output=job.output,
                       input_prep=job.input_prep, device_batch=batch)
     try:
-        ahead = fetcher.submit(chunks[0])
-        for k, chunk in enumerate(chunks):
-            if fetcher.cancelled():
-                raise Cancelled()
-            stop = abort() if abort is not None else None
-            if stop is not None:
-                return stop
-            current = ahead
-            ahead = fetcher.submit(chunks[k + 1]) if k + 1 < len(chunks) else None
-            if batch:
-                stop = _batched_chunk(job, chunk, current, fetcher, infer, progress, timings, handle)
-            else:
-                stop = _streamed_chunk(job, chunk, current, fetcher, infer, progress, timings, handle, abort)
-            if stop is not None:
-                return stop
-            del current
-        return None
+        with keep_warning_settings():  # worker threads must not leave their filters behind
+            return _loop(job, chunks, fetcher, infer, progress, timings, handle, batch, abort)
     except ProviderStuck as exc:  # the backend is down: stop like a failed point
         return getattr(exc, "point_index", todo[0]), exc
     finally:
         fetcher.close()
+
+
+def _loop(job, chunks, fetcher, infer, progress, timings, handle, batch, abort):
+    """The chunks in order, the next one fetched while this one is embedded and written."""
+    ahead = fetcher.submit(chunks[0])
+    for k, chunk in enumerate(chunks):
+        if fetcher.cancelled():
+            raise Cancelled()
+        stop = abort() if abort is not None else None
+        if stop is not None:
+            return stop
+        current = ahead
+        ahead = fetcher.submit(chunks[k + 1]) if k + 1 < len(chunks) else None
+        if batch:
+            stop = _batched_chunk(job, chunk, current, fetcher, infer, progress, timings, handle)
+        else:
+            stop = _streamed_chunk(job, chunk, current, fetcher, infer, progress, timings, handle, abort)
+        if stop is not None:
+            return stop
+        del current
+    return None
 
 
 def _infer(job, infer, m, fetched, batch, progress, timings) -> Dict[int, ModelOutcome]:

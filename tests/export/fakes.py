@@ -143,6 +143,10 @@ class StatsEmbedder(Embedder):
                 "modalities": ["s2"], "model_config": {"scale": {"type": "float", "default": 1.0}}}
 
     def _one(self, x: np.ndarray, output) -> np.ndarray:
+        with np.errstate(invalid="ignore", over="ignore"):  # a bad pixel gives a NaN/inf embedding
+            return self._stats(x, output)
+
+    def _stats(self, x: np.ndarray, output) -> np.ndarray:
         if output.mode == "grid":
             c, h, w = x.shape
             hh, ww = h // 4, w // 4
