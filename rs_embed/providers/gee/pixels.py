@@ -63,10 +63,12 @@ class RetryPolicy:
 
 
 class RetryBudget:
-    """The retries one fetch may still spend, shared by all its requests (thread-safe)."""
+    """The retries one fetch may still spend, shared by all its requests (thread-safe);
+    also counts the requests the fetch sent."""
 
     def __init__(self, retries: int):
         self.left = int(retries)
+        self.sent = 0
         self._lock = threading.Lock()
 
     def take(self) -> bool:
@@ -75,6 +77,10 @@ class RetryBudget:
                 return False
             self.left -= 1
             return True
+
+    def count(self) -> None:
+        with self._lock:
+            self.sent += 1
 
 
 @dataclass
@@ -231,6 +237,7 @@ class PixelClient:
             try:
                 with self._limiter():
                     stats.requests += 1
+                    budget.count()
                     out = ee.data.computePixels(params)
             except Exception as exc:  # classified below; nothing escapes untranslated
                 err, retry_after = classify(exc, what)
@@ -241,10 +248,11 @@ class PixelClient:
                 elif err.transient and not budget.take():
                     why = f"the fetch's {self.policy.max_retries} retries are spent"
                 if not err.transient or why is not None:
-                    if err.transient and attempt:
-                        err = ProviderError(f"{err} (gave up after {attempt + 1} attempts: {why})",
+                    if err.transient:  # attempts: every request this fetch sent (its tiles too)
+                        n = budget.sent
+                        err = ProviderError(f"{err} (gave up after {n} attempt{'s' if n > 1 else ''}: {why})",
                                             transient=True)
-                    err.attempts = attempt + 1  # type: ignore[attr-defined]
+                    err.attempts = budget.sent  # type: ignore[attr-defined]
                     raise err from exc
                 self._wait(ctx, delay)
                 attempt += 1
