@@ -15,7 +15,7 @@ MODEL_REFS      := terratorch==1.2.13 rshf==0.2.2
 MODEL_REF_DEPS  := transformers==5.18.0
 CHROMIUM        := /usr/bin/chromium
 
-.PHONY: demo test venv dev browser docs bench clean
+.PHONY: demo test venv dev browser docs docs-serve bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -34,7 +34,7 @@ $(VENV)/.stamp-core: pyproject.toml | $(BIN)/python
 $(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
 	$(PIP) install -q $(TORCH_MODELS) \
 	  || $(PIP) install -q torch torchvision --index-url $(TORCH_CPU_INDEX)
-	$(PIP) install -q -e ".[dev,gee,notebook,models]"
+	$(PIP) install -q -e ".[dev,gee,notebook,models,analysis,ann,docs]"
 	$(PIP) install -q --no-deps $(MODEL_REFS)
 	$(PIP) install -q $(MODEL_REF_DEPS)
 	$(MAKE) browser
@@ -57,13 +57,21 @@ demo: $(VENV)/.stamp-core
 test: $(VENV)/.stamp-dev
 	$(BIN)/python -m pytest -q
 	$(BIN)/mkdocs build --strict --quiet -f docs/mkdocs.yml --site-dir ../build/site
+	@! grep -rlE '<(script|link)[^>]+(src|href)="(https?:)?//' build/site --include=*.html \
+	  || { echo "the docs load scripts or styles from the network (they must work offline)"; exit 1; }
 
 docs: $(VENV)/.stamp-dev
 	$(BIN)/mkdocs build --strict -f docs/mkdocs.yml --site-dir ../build/site
 
+# The documentation site with live reload on 127.0.0.1:8000 (API reference from docstrings).
+docs-serve: $(VENV)/.stamp-dev
+	$(BIN)/mkdocs serve -f docs/mkdocs.yml -a 127.0.0.1:8000
+
 bench: $(VENV)/.stamp-core
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/export_pipeline.py
+	$(BIN)/python benchmarks/similarity_search.py
+	$(BIN)/python benchmarks/notebook_map.py
 
 clean:
 	rm -rf $(VENV) build demo_out .pytest_cache

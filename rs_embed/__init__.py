@@ -28,11 +28,20 @@ _EXPORTS = {
     "ExportTarget": "rs_embed.export", "ExportConfig": "rs_embed.export",
     "ExportModelRequest": "rs_embed.export",
     "load_export": "rs_embed.io.load", "ExportResult": "rs_embed.io.load",
+    "spatial_from_dict": "rs_embed.specs",
     # backends
     "set_default_backend": "rs_embed.providers",
+    "Provider": "rs_embed.providers", "LocalProvider": "rs_embed.providers.local",
+    # the grid every backend samples, and its outline on a map
+    "Grid": "rs_embed.geometry", "roi_grid": "rs_embed.geometry",
+    "roi_footprint": "rs_embed.geometry",
+    # readiness: what can run here, before anything runs
+    "list_backends": "rs_embed.readiness", "model_status": "rs_embed.readiness",
+    "check_models": "rs_embed.readiness", "check_coverage": "rs_embed.readiness",
+    "default_sensor": "rs_embed.readiness", "ModelReadiness": "rs_embed.readiness",
 }
 _SUBMODULES = {"sample", "specs", "errors", "providers", "models", "geometry", "api", "inspect",
-               "export", "io"}
+               "export", "io", "analysis", "readiness", "sensors"}
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
 

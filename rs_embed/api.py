@@ -103,7 +103,7 @@ def _warn_mostly_empty(patches, rois) -> None:
 
     The rule (more than ``input_checks.MAX_NODATA`` filled) is the one exports and
     ``rs-embed inspect`` apply, so the three agree."""
-    bad = [i for i, p in enumerate(patches) if input_checks.is_mostly_nodata(p.meta.get("nodata_fraction"))]
+    bad = [i for i, p in enumerate(patches) if input_checks.mostly_nodata(p.meta.get("nodata_fraction"))]
     if bad:
         shown = ", ".join(f"#{i} ({patches[i].meta['nodata_fraction']:.0%})" for i in bad[:5])
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""

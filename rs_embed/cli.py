@@ -3,7 +3,8 @@
     rs-embed export --rois points.csv --models rcf,spectral --year 2022 --out exports/run
     rs-embed export --sample --models rcf --backend local --out demo --layout per_item
     rs-embed inspect --lon -75.62 --lat 37.67 --model rcf --backend local
-    rs-embed models
+    rs-embed models                 # readiness of every model here
+    rs-embed --version
 
 Bad input ends with one line on stderr (``rs-embed: error: ...``) and exit code 2; an
 export that fails while running (or finds its target locked by another export) exits
@@ -300,14 +301,28 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_models(args) -> int:
-    from .models import describe_model, list_models
+    from .models import describe_model
+    from .readiness import check_models, list_backends
 
-    for name in list_models():
+    if args.backend not in list_backends():
+        raise InputError(f"--backend {args.backend!r} is not a known backend; known: {', '.join(list_backends())}")
+    from .models import list_models
+
+    report = check_models(list_models(), backend=args.backend)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in report]))
+        return 0
+    print(f"models on backend {report[0].backend!r} (READY: libraries, weights, backend, sensor and "
+          f"credentials all pass)" if report else "no models registered")
+    for r in report:
         try:
-            summary = describe_model(name).get("summary", "")
+            summary = describe_model(r.model).get("summary", "")
         except Exception as exc:  # a plugin that cannot describe itself still gets listed
             summary = f"(cannot describe: {exc})"
-        print(f"{name:14s} {summary}")
+        mark = "READY" if r.ready else "not ready"
+        print(f"{r.model:14s} {mark:9s}  {summary}")
+        for p in r.problems + r.warnings:
+            print(f"{'':14s} {'':9s}  - {' '.join(p.split())}")
     return 0
 
 
@@ -322,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rs-embed",
         description="Remote-sensing embeddings for places x times x models, exported as datasets.",
         epilog="Run 'rs-embed COMMAND --help' for the options of a command.")
+    from . import __version__
+
+    p.add_argument("--version", action="version", version=f"rs-embed {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     e = sub.add_parser(
@@ -410,7 +428,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--json", action="store_true", help="print the full report as JSON")
     i.set_defaults(func=cmd_inspect)
 
-    m = sub.add_parser("models", help="list the models rs_embed can run")
+    m = sub.add_parser("models", help="list the models and whether each can run here",
+                       description="List every model with its readiness on a backend: libraries "
+                                   "installed, default weights on disk, backend available (credentials) "
+                                   "and able to serve the model's sensor.")
+    m.add_argument("--backend", default="auto", help="backend to check against (default auto)")
+    m.add_argument("--json", action="store_true", help="print the full readiness report as JSON")
     m.set_defaults(func=cmd_models)
     return p
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass
-from typing import Tuple
+from typing import List, Optional, Tuple
 
 from .errors import SpecError
 from .specs import BBox, PointBuffer, SpatialSpec
@@ -79,6 +79,26 @@ class Grid:
         return {"crs": self.crs, "transform": list(self.transform),
                 "width": self.width, "height": self.height}
 
+    def lonlat_ring(self, densify: int = 1) -> List[Tuple[float, float]]:
+        """Closed ring of (lon, lat) vertices outlining the grid, ``densify`` points per edge.
+
+        A straight grid edge is not a straight line of longitude or latitude; over a few
+        kilometres the difference is far below a pixel, so one vertex per edge is enough
+        there and large grids want more.
+        """
+        left, bottom, right, top = self.bounds
+        corners = [(left, bottom), (right, bottom), (right, top), (left, top)]
+        n = max(1, int(densify))
+        xs: List[float] = []
+        ys: List[float] = []
+        for (xa, ya), (xb, yb) in zip(corners, corners[1:] + corners[:1]):
+            for i in range(n):
+                xs.append(xa + (xb - xa) * i / n)
+                ys.append(ya + (yb - ya) * i / n)
+        lons, lats = transformer(self.crs, "EPSG:4326").transform(xs, ys)
+        ring = [(float(a), float(b)) for a, b in zip(lons, lats)]
+        return ring + [ring[0]]
+
 
 def _scale(scale_m) -> float:
     if not (isinstance(scale_m, (int, float)) and math.isfinite(scale_m) and scale_m > 0):
@@ -131,4 +151,16 @@ def roi_grid(spatial: SpatialSpec, scale_m: float) -> Grid:
     raise SpecError(f"spatial must be a PointBuffer or BBox, got {type(spatial).__name__}")
 
 
-__all__ = ["Grid", "roi_grid", "grid_shape", "utm_epsg", "transformer"]
+def roi_footprint(spatial: SpatialSpec, scale_m: float = 10.0,
+                  densify: Optional[int] = None) -> List[Tuple[float, float]]:
+    """The ground outline of what an export samples for ``spatial``: the ring of
+    :func:`roi_grid` in lon/lat (closed; ``densify`` vertices per edge, default one per
+    10 km of edge). Maps draw this, so a square on the map is the patch on disk."""
+    grid = roi_grid(spatial, scale_m)
+    if densify is None:
+        side_km = max(grid.width, grid.height) * grid.scale_m / 1000.0
+        densify = min(16, max(1, int(math.ceil(side_km / 10.0))))
+    return grid.lonlat_ring(densify)
+
+
+__all__ = ["Grid", "roi_grid", "grid_shape", "roi_footprint", "utm_epsg", "transformer"]

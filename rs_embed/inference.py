@@ -14,6 +14,7 @@ import numpy as np
 
 from . import input_prep as prep
 from .errors import ModelError
+from .sensors import canonical_modality
 from .models.base import EmbedResult, Embedder
 from .providers.base import Patch
 from .specs import (Embedding, FetchSpec, InputPrepSpec, OutputSpec, SensorSpec,
@@ -21,21 +22,13 @@ from .specs import (Embedding, FetchSpec, InputPrepSpec, OutputSpec, SensorSpec,
 
 log = logging.getLogger(__name__)
 
-_MODALITY_ALIASES = {
-    "sentinel-2": "s2", "sentinel2": "s2", "s2_l1c": "s2", "s2": "s2",
-    "sentinel-2-l2a": "s2_l2a", "s2_l2a": "s2_l2a", "s2l2a": "s2_l2a",
-    "sentinel-1": "s1", "sentinel1": "s1", "s1": "s1",
-    "landsat": "landsat", "landsat-8": "landsat", "landsat8": "landsat",
-}
-
-
 def normalize_modality(modality: Optional[str]) -> Optional[str]:
+    """``"Sentinel-2"`` -> ``"s2"`` (aliases from the sensor vocabulary)."""
     if modality is None:
         return None
     if not isinstance(modality, str):
         raise ModelError(f"modality must be a string such as 's2' or 's1', got {modality!r}")
-    key = modality.strip().lower().replace(" ", "-")
-    return _MODALITY_ALIASES.get(key, key)
+    return canonical_modality(modality)
 
 
 def check_backend(embedder: Embedder, backend: str) -> None:

@@ -12,35 +12,28 @@ from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
+from . import sensors
 from .errors import ProviderError
 from .specs import SensorSpec
 
-# Physical ranges per collection family, as Earth Engine serves them.
-_EXPECTED_RANGES = (
-    ("COPERNICUS/S2", (0.0, 20000.0)),      # L1C/L2A DN = reflectance x 10000 (+ saturation headroom)
-    ("LANDSAT/", (-2000.0, 65535.0)),       # C2 L2 scaled integers
-    ("COPERNICUS/S1", (-60.0, 40.0)),       # dB; linear values fall inside too
-    ("GOOGLE/SATELLITE_EMBEDDING", (-1.0, 1.0)),
-)
-
 #: a patch fails the check when more than this share of pixels is outside the range
 MAX_OUT_OF_RANGE = 0.01
-#: ... or more than this share is nodata (filled)
+#: ... or more than this share is nodata (filled). The one threshold for "mostly
+#: nodata": the embedding API warns, exports record a warning (or fail the point with
+#: ``fail_on_bad_input=True``) and ``inspect`` reports not ok above it.
 MAX_NODATA = 0.5
 
 
-def is_mostly_nodata(fraction: Optional[float]) -> bool:
-    """The one rule for "mostly nodata": more than ``MAX_NODATA`` of the pixels filled."""
-    return fraction is not None and float(fraction) > MAX_NODATA
+def mostly_nodata(nodata_fraction) -> bool:
+    """Whether a patch with this share of nodata pixels counts as mostly nodata."""
+    return nodata_fraction is not None and float(nodata_fraction) > MAX_NODATA
 
 
 def expected_range(sensor: Optional[SensorSpec]) -> Optional[Tuple[float, float]]:
+    """The range providers return the sensor's collection in (the sensor vocabulary's)."""
     if sensor is None:
         return None
-    for prefix, rng in _EXPECTED_RANGES:
-        if sensor.collection.upper().startswith(prefix):
-            return rng
-    return None
+    return sensors.expected_range(sensor.collection)
 
 
 def patch_report(data: np.ndarray, bands: Sequence[str], *, fill_value: Optional[float] = None,
@@ -88,7 +81,7 @@ def patch_report(data: np.ndarray, bands: Sequence[str], *, fill_value: Optional
     }
     if report["nan_fraction"] > 0:
         issues.append(f"{report['nan_fraction']:.1%} of values are NaN")
-    if is_mostly_nodata(report["nodata_fraction"]):
+    if mostly_nodata(report["nodata_fraction"]):
         issues.append(f"{report['nodata_fraction']:.1%} of pixels are nodata (limit {MAX_NODATA:.0%})")
     if constant:
         issues.append(f"constant bands: {constant}")
@@ -149,5 +142,5 @@ def check_input_patch(patch, sensor: Optional[SensorSpec], *, name: str = "patch
     return report
 
 
-__all__ = ["patch_report", "save_quicklook", "check_input_patch", "expected_range", "is_mostly_nodata",
-           "MAX_NODATA"]
+__all__ = ["patch_report", "save_quicklook", "check_input_patch", "expected_range", "mostly_nodata",
+           "MAX_NODATA", "MAX_OUT_OF_RANGE"]

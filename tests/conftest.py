@@ -63,3 +63,16 @@ def _no_internet():
     socket.socket.connect = _real_connect
     socket.socket.connect_ex = _real_connect_ex
     socket.getaddrinfo = _real_getaddrinfo
+
+
+@pytest.fixture(scope="session")
+def sample_export(tmp_path_factory):
+    """The embedded sample's 33 labelled points exported once with rcf and spectral
+    (pooled, a file per point), loaded back; shared by the analysis and widget tests."""
+    from rs_embed import export_batch, load_export, sample
+
+    out = tmp_path_factory.mktemp("sample_export") / "sample"
+    export_batch(spatials=sample.spatials(), names=sample.names(), temporal=sample.TEMPORAL,
+                 models=["rcf", "spectral"], out=str(out), layout="per_item", backend="local",
+                 show_progress=False)
+    return load_export(out)

@@ -1,4 +1,5 @@
-"""rs_embed.widgets: the notebook layer (map ROI picker, export panel, plots).
+"""rs_embed.widgets: the notebook layer (map ROI picker, export panel, similarity
+explorer, label-and-probe panel, compare views, plots).
 
 Built only on rs_embed's public API; the core never imports this package. Names
 resolve lazily so ``import rs_embed.widgets`` stays cheap, and the map and form
@@ -23,6 +24,14 @@ _EXPORTS = {
     "sample_layers": "rs_embed.widgets.overlays",
     "catalog_layers": "rs_embed.widgets.overlays",
     "scene_layers": "rs_embed.widgets.overlays",
+    "input_overlay": "rs_embed.widgets.overlays",
+    "PCA_RGB_LEGEND": "rs_embed.widgets.overlays",
+    "SimilarityExplorer": "rs_embed.widgets.explorer",
+    "ProbePanel": "rs_embed.widgets.probe_panel",
+    "CompareView": "rs_embed.widgets.compare",
+    "MapLayers": "rs_embed.widgets.layers",
+    "points_view": "rs_embed.widgets.points",
+    "downloads_html": "rs_embed.widgets.downloads",
     "pca_project": "rs_embed.widgets.analysis",
     "pca_rgb": "rs_embed.widgets.analysis",
     "cosine_similarity": "rs_embed.widgets.analysis",

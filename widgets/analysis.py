@@ -1,7 +1,9 @@
-"""Small numerics for looking at embeddings: PCA, PCA-to-RGB, cosine similarity.
+"""Colours for looking at embeddings: PCA scores and PCA-to-RGB images.
 
-Plain numpy (an SVD), so plots need no scikit-learn. Rows that are NaN (a point
-whose export failed) are ignored when fitting and stay NaN in the output.
+Plain numpy (an eigen-decomposition), so plots need no scikit-learn. Rows that are NaN
+(a point whose export failed) are ignored when fitting and stay NaN in the output.
+Similarity search lives in the core (:mod:`rs_embed.analysis`); its names are
+re-exported here for the plots.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from rs_embed.analysis import cosine_similarity, most_similar, pooled  # noqa: F401 (re-exported)
 
 
 def _finite_rows(x: np.ndarray) -> np.ndarray:
@@ -106,40 +110,3 @@ def pca_rgb(grids: Sequence[np.ndarray]) -> List[np.ndarray]:
         img[~np.isfinite(sc).all(axis=1)] = 0.0
         out.append(img.reshape(g.shape[1], g.shape[2], 3).astype(np.float32))
     return out[0] if single else out
-
-
-def cosine_similarity(x: np.ndarray) -> np.ndarray:
-    """(N, N) cosine similarity of the rows of ``x``; NaN where a row is NaN or zero."""
-    x = np.asarray(x, dtype=np.float64)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        unit = np.where(norms > 0, x / norms, np.nan)
-    return unit @ unit.T
-
-
-def pooled(embeddings: np.ndarray) -> np.ndarray:
-    """(N, D) vectors from pooled (N, D) or grid (N, D, h, w) embeddings (grid → spatial mean)."""
-    e = np.asarray(embeddings, dtype=np.float64)
-    if e.ndim == 4:
-        return np.nanmean(e.reshape(e.shape[0], e.shape[1], -1), axis=2)
-    if e.ndim != 2:
-        raise ValueError(f"expected (N, D) or (N, D, h, w) embeddings, got shape {e.shape}")
-    return e
-
-
-def most_similar(embeddings: np.ndarray, query: int, k: Optional[int] = None,
-                 names: Optional[Sequence[str]] = None) -> List[Tuple[int, str, float]]:
-    """The items most similar to item ``query`` (cosine, best first, the query left out).
-
-    Returns ``(index, name, similarity)`` triples; points that failed are skipped.
-    """
-    x = pooled(embeddings)
-    n = len(x)
-    if not 0 <= query < n:
-        raise IndexError(f"query index {query} is out of range for {n} items")
-    sim = cosine_similarity(x)[query]
-    order = [i for i in np.argsort(-np.nan_to_num(sim, nan=-np.inf)) if i != query and np.isfinite(sim[i])]
-    if k is not None:
-        order = order[:k]
-    names = list(names) if names is not None else [f"item {i}" for i in range(n)]
-    return [(int(i), names[i], float(sim[i])) for i in order]

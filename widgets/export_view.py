@@ -13,6 +13,7 @@ import numpy as np
 
 import rs_embed
 from rs_embed import BBox, PointBuffer
+from rs_embed import analysis as _analysis
 
 
 def as_result(source) -> Any:
@@ -23,40 +24,22 @@ def as_result(source) -> Any:
 
 
 def item_names(result, names: Optional[Sequence[str]] = None) -> List[str]:
-    """A label per exported item: ``names`` if given, else the names given at export
-    time (per-item files), else ``#i``."""
+    """A label per exported item: ``names`` if given, else the export's own names."""
     if names is not None:
         if len(names) != result.n_items:
             raise ValueError(f"names has {len(names)} entries for {result.n_items} items")
         return [str(n) for n in names]
-    names = getattr(result, "names", None)
-    if names and len(names) == result.n_items:
-        return [str(n) for n in names]
-    out = []
-    for i, s in enumerate(result.spatials):
-        n = s.get("name") if isinstance(s, dict) else None
-        out.append(str(n) if n else f"#{i}")
-    return out
+    return _analysis.item_names(result)
 
 
 def pick_model(result, model: Optional[str] = None) -> str:
     """``model`` if given (checked), else the first model that produced embeddings."""
-    if model is not None:
-        if model not in result.models:
-            raise KeyError(f"model {model!r} is not in this export; it has {sorted(result.models)}")
-        return model
-    ok = list(getattr(result, "ok_models", None) or [])
-    ok += [m for m, r in result.models.items() if r.status == "partial" and m not in ok]
-    if not ok:
-        raise ValueError(f"no model of this export produced embeddings (status {result.status!r})")
-    return ok[0]
+    return _analysis.pick_model(result, model)
 
 
 def spatial_of(result, i: int):
-    from rs_embed.specs import spatial_from_dict
-
     s = result.spatials[i]
-    return s if isinstance(s, (PointBuffer, BBox)) else spatial_from_dict(s)
+    return s if isinstance(s, (PointBuffer, BBox)) else rs_embed.spatial_from_dict(s)
 
 
 def input_bands(result, model: str) -> Optional[List[str]]:
@@ -108,8 +91,8 @@ def embeddings(result, model: str) -> np.ndarray:
 def input_grid(result, model: str, i: int, shape_hw: Tuple[int, int]):
     """(crs, affine transform) of item ``i``'s input patch.
 
-    Read from the patch metadata in the manifest when present; otherwise the ROI's
-    square (or box) in its local UTM zone, which is the grid every provider samples.
+    Read from the patch metadata in the manifest when present; otherwise the grid every
+    provider samples for the ROI (:func:`rs_embed.roi_grid`), spread over ``shape_hw``.
     """
     from affine import Affine
 
@@ -118,21 +101,11 @@ def input_grid(result, model: str, i: int, shape_hw: Tuple[int, int]):
     crs, tr = patch.get("crs"), patch.get("transform")
     if crs and tr and len(tr) >= 6 and list(patch.get("shape", [0, 0, 0])[-2:]) == list(shape_hw):
         return crs, Affine(*tr[:6])
-    from .footprints import utm_transformers, utm_crs
-
-    spatial = spatial_of(result, i)
-    lon, lat = spatial.center
-    crs = utm_crs(lon, lat)
-    fwd, _ = utm_transformers(crs)
-    if isinstance(spatial, PointBuffer):
-        cx, cy = fwd.transform(lon, lat)
-        b = spatial.buffer_m
-        left, bottom, right, top = cx - b, cy - b, cx + b, cy + b
-    else:
-        left, bottom, right, top = fwd.transform_bounds(spatial.minlon, spatial.minlat,
-                                                        spatial.maxlon, spatial.maxlat, densify_pts=21)
+    sensor = (meta.get("sensor") or {}) if isinstance(meta, dict) else {}
+    grid = rs_embed.roi_grid(spatial_of(result, i), float(sensor.get("scale_m") or 10.0))
     h, w = shape_hw
-    return crs, Affine((right - left) / w, 0.0, left, 0.0, -(top - bottom) / h, top)
+    a, _, c, _, e, f = grid.transform
+    return grid.crs, Affine(a * grid.width / w, 0.0, c, 0.0, e * grid.height / h, f)
 
 
 def select(n: int, indices: Optional[Sequence[int]], limit: int) -> List[int]:

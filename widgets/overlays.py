@@ -167,7 +167,7 @@ def catalog_layers(catalog=None, *, max_size: int = 768):
     a scene/STAC JSON, a raster; None is the embedded sample). Returns
     ``(layers, lon/lat bounds of all scenes)``.
     """
-    from rs_embed.providers.local import LocalProvider
+    from rs_embed import LocalProvider
 
     provider = catalog if isinstance(catalog, LocalProvider) else LocalProvider(catalog)
     layers, boxes = [], []
@@ -194,13 +194,22 @@ def sample_layers(max_size: int = 768):
     return catalog_layers(None, max_size=max_size)
 
 
+#: the legend of PCA → RGB overlays (the map's layer panel shows it beside the group)
+PCA_RGB_LEGEND = ("PCA → RGB of the grid embeddings, one PCA for all ROIs: "
+                  "<span style='color:#d32f2f'>red = PC1</span>, "
+                  "<span style='color:#388e3c'>green = PC2</span>, "
+                  "<span style='color:#1976d2'>blue = PC3</span>")
+
+
 def embedding_overlay(source, model: Optional[str] = None, item=0, *, opacity: float = 0.75,
                       names: Optional[Sequence[str]] = None):
     """A grid embedding's PCA-to-RGB image as a map layer at the ROI's true position.
 
     ``item`` is an index or a ROI name. The PCA is fitted on every item of the export,
-    so overlays of different ROIs share one colour scale. Add the layer to a map:
-    ``picker.map.add(embedding_overlay("exports/run.npz", "rcf", "roi_01"))``.
+    so overlays of different ROIs share one colour scale (:data:`PCA_RGB_LEGEND`). Attach
+    it to its ROI so it sits in the *Embeddings* group and goes when the ROI moves:
+    ``picker.attach("roi_01", embedding_overlay("exports/run", "rcf", "roi_01"),
+    legend=PCA_RGB_LEGEND)``.
     """
     from . import export_view as ev
     from .analysis import pca_rgb
@@ -228,3 +237,21 @@ def embedding_overlay(source, model: Optional[str] = None, item=0, *, opacity: f
                                           min_size=256, nearest=True)
     return image_overlay(np.moveaxis(warped, 0, -1), bounds,
                          name=f"{model} PCA: {names[i]}", opacity=opacity)
+
+
+def input_overlay(source, model: Optional[str] = None, item=0, *, names: Optional[Sequence[str]] = None):
+    """The true-colour input patch a model received, as a map layer at its true position."""
+    from . import export_view as ev
+    from .quicklook import rgb_image
+
+    res = ev.as_result(source)
+    model = ev.pick_model(res, model)
+    names = ev.item_names(res, names)
+    i = names.index(item) if isinstance(item, str) else ev.select(res.n_items, [item], 1)[0]
+    patch = ev.inputs(res, model)[i]
+    if patch is None:
+        raise ValueError(f"item {names[i]!r} has no saved input for {model!r} (export with save_inputs=True)")
+    rgb = rgb_image(patch, ev.input_bands(res, model))
+    crs, transform = ev.input_grid(res, model, i, patch.shape[-2:])
+    warped, bounds = warp_to_web_mercator(np.moveaxis(rgb, -1, 0), crs, transform, min_size=256)
+    return image_overlay(np.moveaxis(warped, 0, -1), bounds, name=f"{model} input: {names[i]}")

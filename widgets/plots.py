@@ -39,8 +39,15 @@ def _blank(ax, text: str = "") -> None:
         ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
 
 
+#: the smallest type in a figure: titles and labels stay readable in a notebook
+TITLE_PT = 10
+LABEL_PT = 8
+#: above this many items, point names are not written on the scatter (they would overlap)
+MAX_ANNOTATED = 20
+
+
 def _image_axes(ax, title: str) -> None:
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=TITLE_PT)
     ax.set_xticks([])
     ax.set_yticks([])
 
@@ -77,7 +84,7 @@ def plot_inputs(source, model: Optional[str] = None, *, kind: str = "rgb",
             ax.imshow(rgb_image(patches[i], bands, limits=limits), interpolation="nearest")
             h, w = patches[i].shape[-2:]
             _image_axes(ax, f"{names[i]}  ({w}×{h})")
-        fig.suptitle(f"{model}: inputs (true colour)", fontsize=11)
+        fig.suptitle(f"{model}: inputs (true colour)", fontsize=TITLE_PT + 2)
     elif kind == "bands":
         i = ev.select(res.n_items, [index], 1)[0]
         patch = patches[i]
@@ -98,7 +105,7 @@ def plot_inputs(source, model: Optional[str] = None, *, kind: str = "rgb",
             valid = patch[b][np.isfinite(patch[b])]
             rng = f"{valid.min():.3g}–{valid.max():.3g}" if valid.size else "empty"
             _image_axes(ax, f"{label}\n{rng}")
-        fig.suptitle(f"{model}: bands of {names[i]}", fontsize=11)
+        fig.suptitle(f"{model}: bands of {names[i]}", fontsize=TITLE_PT + 2)
     else:
         raise ValueError(f"kind must be 'rgb' or 'bands', got {kind!r}")
     return fig
@@ -144,15 +151,16 @@ def _plot_pooled(emb: np.ndarray, names, model: str, groups=None):
                 sel = ok & np.array([x == g for x in groups])
                 ax1.scatter(scores[sel, 0], scores[sel, 1], s=36, edgecolor="k", linewidth=0.4,
                             label=str(g))
-            ax1.legend(fontsize=8, loc="best")
-        for i in np.flatnonzero(ok):
-            ax1.annotate(names[i], (scores[i, 0], scores[i, 1]), fontsize=8,
-                         xytext=(3, 3), textcoords="offset points")
+            ax1.legend(fontsize=9, loc="best")
+        if ok.sum() <= MAX_ANNOTATED:
+            for i in np.flatnonzero(ok):
+                ax1.annotate(names[i], (scores[i, 0], scores[i, 1]), fontsize=LABEL_PT,
+                             xytext=(3, 3), textcoords="offset points")
         ax1.set_xlabel(f"PC1 ({ratio[0]:.0%} of variance)")
         ax1.set_ylabel(f"PC2 ({ratio[1]:.0%} of variance)")
     else:
         _blank(ax1, "need two or more embeddings for a PCA")
-    ax1.set_title(f"{model}: PCA of {int(ok.sum())} embeddings (D={emb.shape[1]})", fontsize=10)
+    ax1.set_title(f"{model}: PCA of {int(ok.sum())} embeddings (D={emb.shape[1]})", fontsize=TITLE_PT + 1)
     sim = cosine_similarity(emb)
     im = ax2.imshow(sim, cmap="magma", vmin=np.nanmin(sim) if np.isfinite(sim).any() else 0, vmax=1)
     n = len(names)
@@ -160,15 +168,15 @@ def _plot_pooled(emb: np.ndarray, names, model: str, groups=None):
         starts = [i for i in range(n) if i == 0 or groups[i] != groups[i - 1]] + [n]
         centres = [(a + b - 1) / 2 for a, b in zip(starts, starts[1:])]
         labels = [str(groups[a]) for a in starts[:-1]]
-        ax2.set_xticks(centres, labels, rotation=90, fontsize=8)
-        ax2.set_yticks(centres, labels, fontsize=8)
+        ax2.set_xticks(centres, labels, rotation=90, fontsize=LABEL_PT + 1)
+        ax2.set_yticks(centres, labels, fontsize=LABEL_PT + 1)
         for edge in starts[1:-1]:
             ax2.axhline(edge - 0.5, color="w", lw=0.6)
             ax2.axvline(edge - 0.5, color="w", lw=0.6)
-    elif n <= 30:
-        ax2.set_xticks(range(n), names, rotation=90, fontsize=7)
-        ax2.set_yticks(range(n), names, fontsize=7)
-    ax2.set_title("cosine similarity", fontsize=10)
+    elif n <= MAX_ANNOTATED:
+        ax2.set_xticks(range(n), names, rotation=90, fontsize=LABEL_PT)
+        ax2.set_yticks(range(n), names, fontsize=LABEL_PT)
+    ax2.set_title("cosine similarity", fontsize=TITLE_PT + 1)
     fig.colorbar(im, ax=ax2, shrink=0.8)
     return fig
 
@@ -191,7 +199,7 @@ def _plot_grid(res, model: str, emb: np.ndarray, names, idx):
         row[1].imshow(maps[i], interpolation="nearest")
         d, h, w = emb[i].shape
         _image_axes(row[1], f"PCA→RGB of {d}×{h}×{w}")
-    fig.suptitle(f"{model}: grid embeddings", fontsize=11)
+    fig.suptitle(f"{model}: grid embeddings", fontsize=TITLE_PT + 2)
     return fig
 
 
@@ -219,7 +227,7 @@ def plot_similarity_search(source, model: Optional[str] = None, query=0, k: int 
             _image_axes(ax, title)
         else:
             _blank(ax, f"{name}\ncos = {score:.3f}")
-    fig.suptitle(f"{model}: most similar to {names[q]}", fontsize=11)
+    fig.suptitle(f"{model}: most similar to {names[q]}", fontsize=TITLE_PT + 2)
     return fig
 
 

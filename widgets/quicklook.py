@@ -7,31 +7,25 @@ from __future__ import annotations
 
 import base64
 import io
-import re
 from typing import Optional, Sequence, Tuple
 
 import numpy as np
 
-# Names a red/green/blue band goes by across sensors (Sentinel-2, Landsat, plain names).
-_RGB_NAMES = (
-    ("B4", "B04", "RED", "SR_B4"),
-    ("B3", "B03", "GREEN", "SR_B3"),
-    ("B2", "B02", "BLUE", "SR_B2"),
-)
-
-
-def _canon(name: str) -> str:
-    return re.sub(r"[^A-Z0-9_]", "", str(name).upper())
+from rs_embed.sensors import common_name
 
 
 def rgb_band_indices(bands: Optional[Sequence[str]]) -> Optional[Tuple[int, int, int]]:
-    """Indices of the red, green and blue bands in ``bands``, or None if any is missing."""
+    """Indices of the red, green and blue bands in ``bands``, or None if any is missing.
+
+    A band is red/green/blue by its STAC common name in the sensor vocabulary, so
+    Sentinel-2 (``B4``, ``B04``), Landsat (``SR_B4``) and plain names (``red``) all work.
+    """
     if not bands:
         return None
-    canon = [_canon(b) for b in bands]
+    names = [common_name(b) for b in bands]
     out = []
-    for aliases in _RGB_NAMES:
-        hit = next((i for i, c in enumerate(canon) if c in aliases), None)
+    for colour in ("red", "green", "blue"):
+        hit = next((i for i, c in enumerate(names) if c == colour), None)
         if hit is None:
             return None
         out.append(hit)

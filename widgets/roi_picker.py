@@ -1,8 +1,12 @@
 """A map to pick regions of interest: click for a square, drag for a box.
 
 The picker holds its ROIs in one observable trait (``rois``, a list of :class:`Roi`);
-the map, the markers and the table are views of it and are redrawn from it. It knows
-nothing about exports: ``.spatials`` and ``.names`` are what ``export_batch`` takes.
+the map, the handles and the table are views of it and are redrawn from it, only where
+something changed, so a thousand ROIs stay responsive: outlines travel as a few GeoJSON
+layers of up to :data:`CHUNK` ROIs (an edit resends one of them), the table shows a
+page at a time, and past :data:`MAX_HANDLES` ROIs only the selected one has a handle.
+It knows nothing about exports: ``.spatials`` and ``.names`` are what ``export_batch``
+takes; an export panel tells it what the run made of each ROI (:meth:`mark_status`).
 """
 
 from __future__ import annotations
@@ -15,15 +19,29 @@ import traitlets
 
 from rs_embed import BBox, PointBuffer, RsEmbedError, SpecError
 
+import rs_embed
+
 from .extra import require
-from .footprints import ground_bounds, ground_ring, ground_size_m, latlon
+from .footprints import DEFAULT_SCALE_M, geojson_ring, ground_bounds, ground_ring, ground_size_m
+from .layers import MapLayers, swatches_html
 from .rois import Roi, check_name, check_unique, load_rois, next_name, save_rois
 
 W = require("ipywidgets", "RoiPicker")
 L = require("ipyleaflet", "RoiPicker")
 
-_POINT_STYLE = dict(color="#e4572e", weight=2, fill_color="#e4572e", fill_opacity=0.12)
-_BOX_STYLE = dict(color="#1d70b8", weight=2, fill_color="#1d70b8", fill_opacity=0.10)
+_POINT_COLOR = "#e4572e"
+_BOX_COLOR = "#1d70b8"
+#: outline colours of what the picker knows about an ROI, most telling first
+STATE_COLORS = {"failed": "#c62828", "nodata": "#ef6c00", "ok": "#2e7d32",
+                "outside": "#757575", "partly outside": "#f0a202"}
+STATE_LABELS = {"failed": "export failed", "nodata": "mostly nodata", "ok": "exported",
+                "outside": "outside the imagery", "partly outside": "partly outside the imagery"}
+#: ROIs per GeoJSON layer: an edit resends only the layer holding the ROI
+CHUNK = 100
+#: with more ROIs than this, only the selected ROI gets a drag handle
+MAX_HANDLES = 100
+#: table rows per page
+PAGE_SIZE = 20
 
 # Marker handles: a small dot at the ROI centre with its name, instead of a pin that
 # would hide a small square.
@@ -65,9 +83,9 @@ def fit_view(bounds: Tuple[float, float, float, float], width_px: int = 800,
     return ((minlat + maxlat) / 2.0, (minlon + maxlon) / 2.0), zoom
 
 
-def describe_spatial(spatial) -> str:
+def describe_spatial(spatial, scale_m: float = DEFAULT_SCALE_M) -> str:
     """One line a person reads in the ROI table."""
-    w, h = ground_size_m(spatial)
+    w, h = ground_size_m(spatial, scale_m)
     size = f"{w / 1000:.2f} × {h / 1000:.2f} km" if max(w, h) >= 1000 else f"{w:.0f} × {h:.0f} m"
     lon, lat = spatial.center
     kind = "square" if isinstance(spatial, PointBuffer) else "box"
@@ -76,30 +94,45 @@ def describe_spatial(spatial) -> str:
 
 class RoiPicker(W.VBox):
     """Pick ROIs on a map: a click adds a ``PointBuffer`` drawn true to size; in
-    *box* mode a drawn rectangle adds a ``BBox``; markers drag ROIs around.
+    *box* mode a drawn rectangle adds a ``BBox``; handles drag ROIs around.
 
     Observe ``rois`` (``picker.observe(fn, names="rois")``) to react to any change.
 
-    The embedded Sentinel-2 sample is drawn under the ROIs (``show_sample``), and so is
-    every scene of a local ``catalog`` (a folder of rasters, a STAC or scene JSON, or a
-    ``LocalProvider``), so there is imagery to aim at with no network. ``basemap``:
-    None (an offline blank base), ``"osm"``, ``"imagery"``, an xyzservices provider or
-    a ``TileLayer``; web tiles that cannot load are simply blank.
+    Every outline is the grid an export samples (:func:`rs_embed.roi_footprint` at
+    ``scale_m``). ROIs that lie partly or wholly outside the imagery of
+    ``coverage_backend`` (default: the local catalog shown on the map) are marked before
+    any export; after one, :meth:`mark_status` colours failed and mostly-nodata ROIs.
+
+    Layers come in groups (``picker.layers``, one row each in the layer control, with
+    opacity, legends, a base map switcher and a "go to lon, lat" box): the embedded
+    Sentinel-2 sample (``show_sample``) and the scenes of a local ``catalog`` under
+    *Imagery*, the ROIs on top. ``basemap``: None (offline), ``"osm"``, ``"imagery"``,
+    an xyzservices provider or a ``TileLayer``; web tiles that cannot load stay blank.
+    Overlays attached to an ROI (:meth:`attach`) follow its renames and are dropped
+    when it moves, is resized or is deleted.
     """
 
     rois = traitlets.List(trait=traitlets.Instance(Roi))
     buffer_m = traitlets.Float(1000.0)
     mode = traitlets.Enum(("point", "box", "off"), default_value="point")
     message = traitlets.Unicode("")
+    selected = traitlets.Unicode("")
+    #: share of each ROI (by name) inside the imagery of ``coverage_backend``
+    coverage = traitlets.Dict()
+    #: what the last export made of each ROI: ``ok``, ``failed`` or ``nodata``
+    statuses = traitlets.Dict()
+    page = traitlets.Int(0)
 
     def __init__(self, rois: Optional[Iterable] = None, *, buffer_m: float = 1000.0,
                  basemap=None, show_sample: bool = True, catalog=None,
                  center: Optional[Tuple[float, float]] = None, zoom: Optional[int] = None,
-                 name_prefix: str = "roi", height: str = "460px", path: str = "rois.geojson"):
+                 name_prefix: str = "roi", height: str = "460px", path: str = "rois.geojson",
+                 scale_m: float = DEFAULT_SCALE_M, coverage_backend="auto-local"):
         from .basemaps import base_layer
 
         super().__init__()
         self.name_prefix = check_name(name_prefix)
+        self.scale_m = float(scale_m)
         self._serial = 1  # new names count up and never reuse a deleted ROI's number
         self.map = L.Map(basemap=base_layer(basemap), center=center or (20.0, 0.0),
                          zoom=zoom if zoom is not None else 2, scroll_wheel_zoom=True,
@@ -108,14 +141,24 @@ class RoiPicker(W.VBox):
         self.map.add(L.ScaleControl(position="bottomleft", imperial=False))
         self.map.add(L.LayersControl(position="topright"))
         self.map.on_interaction(self._on_interaction)
+        self.layers = MapLayers(self.map, basemap=basemap)
         self._draw = L.DrawControl(
-            rectangle={"shapeOptions": {"color": _BOX_STYLE["color"], "weight": 2}},
+            rectangle={"shapeOptions": {"color": _BOX_COLOR, "weight": 2}},
             polyline={}, polygon={}, circlemarker={}, circle={}, marker={},
             edit=False, remove=False)
         self._draw.on_draw(self._on_draw)
-        self._roi_layers: Dict[str, Tuple[type, L.Polygon, L.Marker]] = {}
+        self._chunks: List[L.GeoJSON] = []
+        self._chunk_keys: List[tuple] = []
+        self._handles: Dict[str, L.Marker] = {}
+        self._rings: Dict[Tuple, list] = {}
+        self._row_cache: Dict[tuple, W.HBox] = {}
+        self._attached: Dict[str, List[Tuple[str, object, object]]] = {}
         self.context_layers: List[L.Layer] = []
         self._context_bounds: Optional[Tuple[float, float, float, float]] = None
+        self._coverage_cache: Dict[object, Optional[float]] = {}
+        if coverage_backend == "auto-local":  # the imagery the map shows
+            coverage_backend = "local" if catalog is None else None
+        self._coverage_args = {"backend": coverage_backend, "temporal": None, "model": None}
 
         # -- controls --------------------------------------------------------
         self._mode = W.ToggleButtons(
@@ -137,6 +180,13 @@ class RoiPicker(W.VBox):
         self._status.add_class("rs-roi-status")
         self._table = W.VBox(layout=W.Layout(max_height="16em", overflow="auto"))
         self._table.add_class("rs-roi-table")
+        self._prev = W.Button(icon="chevron-left", tooltip="previous page", layout=W.Layout(width="3em"))
+        self._next = W.Button(icon="chevron-right", tooltip="next page", layout=W.Layout(width="3em"))
+        self._page_label = W.HTML()
+        self._prev.on_click(lambda _: setattr(self, "page", max(0, self.page - 1)))
+        self._next.on_click(lambda _: setattr(self, "page", min(self._n_pages() - 1, self.page + 1)))
+        self._pager = W.HBox([self._prev, self._page_label, self._next],
+                             layout=W.Layout(align_items="center", display="none"))
         self._save.on_click(lambda _: self._guard(self.save, self._path.value))
         self._load.on_click(lambda _: self._guard(self.load, self._path.value))
         self._clear.on_click(lambda _: self.clear())
@@ -148,17 +198,22 @@ class RoiPicker(W.VBox):
         self.children = [
             W.HBox([self._mode, self._buffer]),
             self.map,
+            self.layers.panel,
             self._table,
+            self._pager,
             W.HBox([self._path, self._save, self._load, self._clear]),
             self._status,
             W.HTML(_CSS, layout=W.Layout(display="none")),
         ]
         self.add_class("rs-roi-picker")
+        self.layers.group("ROIs", legend=self._roi_legend())
 
         if show_sample:
             self._guard(self._add_context, None)
         if catalog is not None:
             self._guard(self._add_context, catalog)
+            if self._coverage_args["backend"] is None:
+                self._guard(self._catalog_coverage, catalog)
         if rois:
             self.set_rois(rois)
         if center is None and self.rois:
@@ -194,6 +249,16 @@ class RoiPicker(W.VBox):
     @traitlets.observe("rois")
     def _rois_changed(self, change):
         self.message = ""
+        old = {r.name: r.spatial for r in (change["old"] or [])}
+        new = {r.name: r.spatial for r in change["new"]}
+        # an edited ROI is a new request: what an earlier export said of it no longer holds
+        stale = [n for n in self.statuses if new.get(n) is None or new[n] != old.get(n)]
+        if stale:
+            self.statuses = {n: v for n, v in self.statuses.items() if n not in stale}
+        self._drop_stale_overlays(new)
+        if self.selected and self.selected not in new:
+            self.selected = ""
+        self._update_coverage()
         self._render()
 
     @traitlets.observe("mode")
@@ -202,6 +267,16 @@ class RoiPicker(W.VBox):
             self.map.add(self._draw)
         elif change["new"] != "box" and self._draw in self.map.controls:
             self.map.remove(self._draw)
+
+    @traitlets.observe("statuses", "selected")
+    def _marks_changed(self, change):
+        if hasattr(self, "_chunks"):
+            self._render()
+
+    @traitlets.observe("page")
+    def _page_changed(self, change):
+        if hasattr(self, "_table"):
+            self._render_table()
 
     # ------------------------------------------------------------------ editing
     def add(self, spatial, name: Optional[str] = None) -> str:
@@ -214,6 +289,25 @@ class RoiPicker(W.VBox):
             raise SpecError(f"an ROI named {name!r} already exists")
         self.rois = self.rois + [Roi(name, spatial)]
         return name
+
+    def add_many(self, items: Iterable) -> List[str]:
+        """Append many ROIs in one change (``(name, spatial)`` pairs, ``Roi`` or bare specs)."""
+        out: List[Roi] = []
+        taken = set(self.names)
+        for item in items:
+            if isinstance(item, Roi):
+                roi = item
+            elif isinstance(item, (PointBuffer, BBox)):
+                roi = Roi(next_name(self.name_prefix, taken, start=self._serial), item)
+                self._serial = int(roi.name.rsplit("_", 1)[1]) + 1
+            else:
+                roi = Roi(*item)
+            if roi.name in taken:
+                raise SpecError(f"an ROI named {roi.name!r} already exists")
+            taken.add(roi.name)
+            out.append(roi)
+        self.rois = self.rois + out
+        return [r.name for r in out]
 
     def add_point(self, lon: float, lat: float, *, buffer_m: Optional[float] = None,
                   name: Optional[str] = None) -> str:
@@ -256,7 +350,13 @@ class RoiPicker(W.VBox):
         check_name(new)
         if new != old and new in self.names:
             raise SpecError(f"an ROI named {new!r} already exists")
-        self._replace(old, Roi(new, self.rois[self._index(old)].spatial))
+        i = self._index(old)
+        for store in (self._attached, self.coverage, self.statuses):
+            if old in store:  # what belongs to the ROI follows its new name
+                store[new] = store.pop(old)
+        if self.selected == old:
+            self.selected = new
+        self._replace(old, Roi(new, self.rois[i].spatial))
 
     def move(self, name: str, lon: float, lat: float) -> None:
         """Move the ROI's centre to (lon, lat), keeping its ground size."""
@@ -280,6 +380,88 @@ class RoiPicker(W.VBox):
     def clear(self) -> None:
         self.rois = []
 
+    def select(self, name: str) -> None:
+        """Make ``name`` the selected ROI (it gets a handle however many ROIs there are)."""
+        self._index(name)
+        self.selected = name
+
+    # ------------------------------------------------- what is known of each ROI
+    def mark_status(self, statuses: Dict[str, str]) -> None:
+        """Colour ROIs by what an export made of them: ``{name: "ok"|"failed"|"nodata"}``."""
+        bad = {v for v in statuses.values()} - {"ok", "failed", "nodata"}
+        if bad:
+            raise ValueError(f"statuses are 'ok', 'failed' or 'nodata', got {sorted(bad)}")
+        self.statuses = {n: v for n, v in statuses.items() if n in set(self.names)}
+
+    def check_imagery(self, backend="local", *, temporal=None, model: Optional[str] = None) -> None:
+        """Mark the ROIs lying partly or wholly outside the imagery ``backend`` serves
+        (for ``model``'s sensor and the ``temporal`` window when given); None stops it."""
+        args = {"backend": backend, "temporal": temporal, "model": model}
+        if args != self._coverage_args:
+            self._coverage_args = args
+            self._coverage_cache.clear()
+            self._update_coverage()
+            self._render()
+
+    def _catalog_coverage(self, catalog) -> None:
+        self._coverage_args = {"backend": rs_embed.LocalProvider(catalog), "temporal": None, "model": None}
+
+    def _update_coverage(self) -> None:
+        args = self._coverage_args
+        if args["backend"] is None:
+            if self.coverage:
+                self.coverage = {}
+            return
+        todo = [r for r in self.rois if r.spatial not in self._coverage_cache]
+        if todo:
+            try:
+                fractions = rs_embed.check_coverage([r.spatial for r in todo], **args)
+            except (RsEmbedError, ValueError, OSError) as exc:
+                self.message = f"⚠ cannot check the imagery coverage: {exc}"
+                fractions = [None] * len(todo)
+            for r, f in zip(todo, fractions):
+                self._coverage_cache[r.spatial] = f
+        self.coverage = {r.name: self._coverage_cache.get(r.spatial) for r in self.rois}
+
+    def state(self, name: str) -> Optional[str]:
+        """What the picker knows of ROI ``name``: an export status, else its coverage."""
+        st = self.statuses.get(name)
+        if st is not None:
+            return st
+        f = self.coverage.get(name)
+        if f is None or f >= 0.999:
+            return None
+        return "outside" if f <= 0.0 else "partly outside"
+
+    @property
+    def outside(self) -> List[str]:
+        """Names of the ROIs lying partly or wholly outside the imagery."""
+        return [n for n in self.names if self.state(n) in ("outside", "partly outside")]
+
+    # ----------------------------------------------------------------- overlays
+    def attach(self, name: str, layer, group: str = "Embeddings", *, legend: Optional[str] = None) -> None:
+        """Show ``layer`` in ``group`` as a picture of ROI ``name``: it follows the ROI's
+        renames and is dropped when the ROI moves, is resized or is deleted."""
+        spatial = self.rois[self._index(name)].spatial
+        self.layers.add(group, layer, legend=legend)
+        self._attached.setdefault(name, []).append((group, layer, spatial))
+
+    def attached(self, name: str) -> List:
+        return [layer for _, layer, _ in self._attached.get(name, [])]
+
+    def _drop_stale_overlays(self, current: Dict[str, object]) -> None:
+        for name in list(self._attached):
+            keep = []
+            for group, layer, spatial in self._attached[name]:
+                if current.get(name) == spatial:
+                    keep.append((group, layer, spatial))
+                else:
+                    self.layers.remove(group, layer)
+            if keep:
+                self._attached[name] = keep
+            else:
+                del self._attached[name]
+
     # -------------------------------------------------------------------- files
     def save(self, path) -> str:
         """Write the ROIs to ``path`` (``.csv`` or ``.geojson``)."""
@@ -298,7 +480,7 @@ class RoiPicker(W.VBox):
         """Centre and zoom the map on all ROIs."""
         if not self.rois:
             return
-        bounds = [ground_bounds(r.spatial) for r in self.rois]
+        bounds = [self._bounds(r.spatial) for r in self.rois]
         self.map.center, self.map.zoom = fit_view(
             (min(b[0] for b in bounds), min(b[1] for b in bounds),
              max(b[2] for b in bounds), max(b[3] for b in bounds)))
@@ -310,12 +492,14 @@ class RoiPicker(W.VBox):
         return picker
 
     # ------------------------------------------------------------ map events
-    def _guard(self, fn, *args) -> None:
+    def _guard(self, fn, *args) -> bool:
         """Run a UI action; show a bad input as a message instead of a traceback."""
         try:
             fn(*args)
         except (RsEmbedError, ValueError, KeyError, OSError) as exc:
             self.message = f"⚠ {exc}"
+            return False
+        return True
 
     def _on_interaction(self, **event) -> None:
         if event.get("type") != "click" or self.mode != "point":
@@ -349,8 +533,10 @@ class RoiPicker(W.VBox):
 
         layers, bounds = catalog_layers(catalog)
         for layer in layers:
-            self.map.add(layer)
+            self.layers.add("Imagery" if isinstance(layer, L.ImageOverlay) else "Scene footprints", layer)
         self.context_layers.extend(layers)
+        self.layers.set_legend("Scene footprints", swatches_html([("scene outline", "#ffd400")], outline=True))
+        self.layers.set_legend("Imagery", "true colour (B4, B3, B2), 2–98 % stretch")
         if self._context_bounds is None:
             self._context_bounds = bounds
         else:
@@ -366,45 +552,115 @@ class RoiPicker(W.VBox):
     def _render_status(self) -> None:
         n = len(self.rois)
         note = f" · {self.message}" if self.message else ""
-        self._status.value = f"<b>{n} ROI{'s' if n != 1 else ''}</b>{note}"
+        out = self.outside
+        warn = (f" · <span style='color:#b26a00'>⚠ {len(out)} outside the imagery: "
+                f"{', '.join(out[:5])}{' …' if len(out) > 5 else ''}</span>") if out else ""
+        self._status.value = f"<b>{n} ROI{'s' if n != 1 else ''}</b>{warn}{note}"
 
     @traitlets.observe("message")
     def _message_changed(self, change):
         if hasattr(self, "_status"):
             self._render_status()
 
+    def _roi_legend(self) -> str:
+        return swatches_html([("square", _POINT_COLOR), ("box", _BOX_COLOR)]
+                             + [(STATE_LABELS[k], c) for k, c in STATE_COLORS.items()], outline=True)
+
+    def _bounds(self, spatial):
+        ring = self._ring(spatial)
+        lons = [p[0] for p in ring]
+        lats = [p[1] for p in ring]
+        return (min(lons), min(lats), max(lons), max(lats))
+
+    def _ring(self, spatial) -> list:
+        ring = self._rings.get(spatial)
+        if ring is None:
+            if len(self._rings) > 20_000:
+                self._rings.clear()
+            ring = self._rings[spatial] = ground_ring(spatial, self.scale_m)
+        return ring
+
+    def _feature(self, roi: Roi) -> tuple:
+        """(cache key, GeoJSON feature) of one ROI outline, styled by what is known of it."""
+        state = self.state(roi.name)
+        base = _POINT_COLOR if isinstance(roi.spatial, PointBuffer) else _BOX_COLOR
+        color = STATE_COLORS.get(state, base)
+        style = {"color": color, "weight": 3 if roi.name == self.selected else 2, "fillColor": color}
+        if state in ("outside", "partly outside"):
+            style["dashArray"] = "5 4"
+        key = (roi.name, roi.spatial, state, roi.name == self.selected)
+        feat = {"type": "Feature", "properties": {"name": roi.name, "state": state or "", "style": style},
+                "geometry": {"type": "Polygon", "coordinates": geojson_ring(self._ring(roi.spatial))}}
+        return key, feat
+
     def _render_layers(self) -> None:
-        current = {r.name: r for r in self.rois}
-        for name, (kind, shape, marker) in list(self._roi_layers.items()):
-            roi = current.get(name)
-            if roi is None or kind is not type(roi.spatial):
-                self.map.remove(shape)
-                self.map.remove(marker)
-                del self._roi_layers[name]
-        for roi in self.rois:
+        rois = self.rois
+        n_chunks = (len(rois) + CHUNK - 1) // CHUNK
+        for c in range(n_chunks):
+            part = rois[c * CHUNK:(c + 1) * CHUNK]
+            built = [self._feature(r) for r in part]
+            keys = tuple(k for k, _ in built)
+            data = {"type": "FeatureCollection", "features": [f for _, f in built]}
+            if c < len(self._chunks):
+                if self._chunk_keys[c] != keys:
+                    self._chunks[c].data = data
+                    self._chunk_keys[c] = keys
+            else:
+                layer = L.GeoJSON(data=data, name=f"ROIs {c + 1}",
+                                  style={"opacity": 0.9, "fillOpacity": 0.12, "weight": 2})
+                self.layers.add("ROIs", layer)
+                self._chunks.append(layer)
+                self._chunk_keys.append(keys)
+        for layer in self._chunks[n_chunks:]:
+            self.layers.remove("ROIs", layer)
+        del self._chunks[n_chunks:], self._chunk_keys[n_chunks:]
+        self._render_handles()
+
+    def _render_handles(self) -> None:
+        if len(self.rois) <= MAX_HANDLES:
+            wanted = {r.name: r for r in self.rois}
+        else:
+            wanted = {r.name: r for r in self.rois if r.name == self.selected}
+        for name in list(self._handles):
+            if name not in wanted:
+                self.layers.remove("ROIs", self._handles.pop(name))
+        for name, roi in wanted.items():
             lon, lat = roi.spatial.center
-            ring = latlon(ground_ring(roi.spatial))
-            if roi.name in self._roi_layers:
-                _, shape, marker = self._roi_layers[roi.name]
-                if shape.locations != ring:
-                    shape.locations = ring
-                if list(marker.location) != [lat, lon]:
-                    marker.location = [lat, lon]
-                continue
-            style = _POINT_STYLE if isinstance(roi.spatial, PointBuffer) else _BOX_STYLE
-            shape = L.Polygon(locations=ring, name=f"ROI {roi.name}", **style)
-            marker = L.Marker(location=[lat, lon], draggable=True, title=roi.name,
-                              name=f"marker {roi.name}", icon=_handle_icon(roi.name, style["color"]))
-            marker.observe(partial(self._on_marker_moved, roi.name), names="location")
-            self.map.add(shape)
-            self.map.add(marker)
-            self._roi_layers[roi.name] = (type(roi.spatial), shape, marker)
+            color = _POINT_COLOR if isinstance(roi.spatial, PointBuffer) else _BOX_COLOR
+            marker = self._handles.get(name)
+            if marker is None:
+                marker = L.Marker(location=[lat, lon], draggable=True, title=name,
+                                  name=f"handle {name}", icon=_handle_icon(name, color))
+                marker.observe(partial(self._on_marker_moved, name), names="location")
+                self._handles[name] = marker
+                self.layers.add("ROIs", marker)
+            elif list(marker.location) != [lat, lon]:
+                marker.location = [lat, lon]
+
+    def _n_pages(self) -> int:
+        return max(1, (len(self.rois) + PAGE_SIZE - 1) // PAGE_SIZE)
 
     def _row(self, roi: Roi) -> W.HBox:
+        key = (roi.name, roi.spatial, self.state(roi.name), self.coverage.get(roi.name))
+        row = self._row_cache.get(key)
+        if row is not None:
+            return row
         name = W.Text(value=roi.name, continuous_update=False, layout=W.Layout(width="10em"))
-        name.observe(lambda ch, old=roi.name: self._guard(self.rename, old, ch["new"])
-                     if ch["new"] != old else None, names="value")
-        info = W.HTML(describe_spatial(roi.spatial), layout=W.Layout(width="24em"))
+
+        def renamed(ch, old=roi.name, box=name):
+            if ch["new"] != old and not self._guard(self.rename, old, ch["new"]):
+                box.value = old  # a refused name does not stay in the box
+
+        name.observe(renamed, names="value")
+        state = self.state(roi.name)
+        note = ""
+        if state is not None:
+            f = self.coverage.get(roi.name)
+            extra = f" ({1 - f:.0%})" if state == "partly outside" and f is not None else ""
+            note = (f" <span class='rs-roi-state' style='color:{STATE_COLORS[state]}'>"
+                    f"⚠ {STATE_LABELS[state]}{extra}</span>" if state != "ok" else
+                    f" <span class='rs-roi-state' style='color:{STATE_COLORS[state]}'>✓ exported</span>")
+        info = W.HTML(describe_spatial(roi.spatial, self.scale_m) + note, layout=W.Layout(width="30em"))
         parts = [name, info]
         if isinstance(roi.spatial, PointBuffer):
             buf = W.BoundedFloatText(value=roi.spatial.buffer_m, min=1.0, max=500_000.0, step=50.0,
@@ -422,13 +678,26 @@ class RoiPicker(W.VBox):
                           layout=W.Layout(width="2.6em"))
         delete.on_click(lambda _, n=roi.name: self._guard(self.remove, n))
         delete.add_class("rs-roi-delete")
-        row = W.HBox(parts + [go, delete])
+        row = W.HBox(parts + [go, delete], layout=W.Layout(flex="0 0 auto"))
         row.add_class("rs-roi-row")
+        if len(self._row_cache) > 4 * PAGE_SIZE:
+            self._row_cache.clear()
+        self._row_cache[key] = row
         return row
 
     def _zoom_to(self, roi: Roi) -> None:
-        center, zoom = fit_view(ground_bounds(roi.spatial))
+        self.selected = roi.name
+        center, zoom = fit_view(self._bounds(roi.spatial))
         self.map.center, self.map.zoom = center, max(1, zoom - 1)
 
     def _render_table(self) -> None:
-        self._table.children = [self._row(r) for r in self.rois]
+        pages = self._n_pages()
+        if self.page >= pages:
+            self.page = pages - 1
+            return
+        start = self.page * PAGE_SIZE
+        shown = self.rois[start:start + PAGE_SIZE]
+        self._table.children = [self._row(r) for r in shown]
+        self._pager.layout.display = None if pages > 1 else "none"
+        self._page_label.value = (f"ROIs {start + 1}–{start + len(shown)} of {len(self.rois)}"
+                                  if self.rois else "")

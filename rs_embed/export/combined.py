@@ -252,7 +252,8 @@ class CombinedExport:
                 if err is not None:
                     with self._lock:
                         self.write_errors.append((chunk, err))
-                progress.overall.update(len(chunk))
+                progress.advance(len(chunk), failed=len(chunk) if err is not None else sum(
+                    any(m["status"] != "ok" for m in rec["models"].values()) for rec in recs))
 
             writer.submit(lambda: self._write_shard(seq, recs, arrays), done)
         return handle

@@ -207,7 +207,10 @@ def build_job(*, spatials, temporal, models, out, layout, out_dir, out_path, nam
     for p in plans:
         check_backend(p.embedder, backend_name)
     for g in groups:  # unknown collections and bands, before any file is touched
-        provider.check(g.sensor)
+        why = provider.check_sensor(g.sensor)
+        if why:
+            raise SpecError(f"backend {backend_name!r} cannot serve the input of "
+                            f"{[m.name for m in g.models]}: {why}")
     item_names = (resolved.names if resolved.names is not None
                   else [default_item_name(i) for i in range(len(rois))])
     return ExportJob(spatials=rois, spatial_dicts=[s.to_dict() for s in rois], temporal=temporal,

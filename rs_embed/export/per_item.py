@@ -283,7 +283,7 @@ class PerItemExport:
                         with self._lock:
                             self.write_errors[i] = err
                             self.manifests[i] = safe
-                    progress.overall.update(1)
+                    progress.advance(1, failed=int(err is not None or manifest.get("status") != "ok"))
 
                 writer.submit(lambda i=i, a=arrays, f={i: point_fetch}, m=manifest: self._write_point(i, a, f, m), done)
         return handle

@@ -105,7 +105,7 @@ def nodata_issue(res: FetchResult) -> Optional[str]:
     """The mostly-nodata finding of one fetched patch (the rule and threshold of
     :mod:`rs_embed.input_checks`), or None."""
     f = res.nodata_fraction
-    if not input_checks.is_mostly_nodata(f):
+    if not input_checks.mostly_nodata(f):
         return None
     return f"{f:.1%} of pixels are nodata (limit {input_checks.MAX_NODATA:.0%})"
 

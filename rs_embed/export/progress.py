@@ -7,7 +7,7 @@ from typing import Callable, Dict, List, Optional
 
 
 class _Null:
-    def update(self, n: int = 1) -> None:
+    def update(self, n: int = 1, failed: int = 0) -> None:
         pass
 
     def set_postfix_str(self, s: str, refresh: bool = True) -> None:
@@ -17,21 +17,42 @@ class _Null:
         pass
 
 
-class _Callback:
-    """Forwards overall progress to a ``callback(done, total, desc)`` (thread-safe count)."""
+def _takes_failed(callback) -> bool:
+    """Whether ``callback`` accepts a fourth argument (the count of failed points)."""
+    import inspect
 
-    def __init__(self, bar, callback: Callable[[int, int, str], None], total: int, desc: str):
+    try:
+        params = list(inspect.signature(callback).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind == p.VAR_POSITIONAL for p in params) or any(p.name == "failed" for p in params):
+        return True
+    return len([p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]) >= 4
+
+
+class _Callback:
+    """Forwards overall progress to a ``callback(done, total, desc)`` (thread-safe count);
+    a callback with a fourth parameter also gets ``failed``, the points so far with a
+    failed model, so a display can say so while the run goes on."""
+
+    def __init__(self, bar, callback: Callable[..., None], total: int, desc: str):
         self.bar, self.callback, self.total, self.desc = bar, callback, total, desc
         self.done = 0
+        self.failed = 0
+        self._with_failed = _takes_failed(callback)
         self._lock = threading.Lock()
 
-    def update(self, n: int = 1) -> None:
+    def update(self, n: int = 1, failed: int = 0) -> None:
         self.bar.update(n)
         with self._lock:
             self.done += n
-            done = self.done
+            self.failed += failed
+            done, n_failed = self.done, self.failed
         try:
-            self.callback(done, self.total, self.desc)
+            if self._with_failed:
+                self.callback(done, self.total, self.desc, n_failed)
+            else:
+                self.callback(done, self.total, self.desc)
         except Exception:  # a broken display must not break the export
             pass
 
@@ -75,6 +96,13 @@ class Progress:
 
     def model(self, name: str):
         return self.models[name]
+
+    def advance(self, n: int, failed: int = 0) -> None:
+        """``n`` more points exported, ``failed`` of them with a failed model."""
+        if isinstance(self.overall, _Callback):
+            self.overall.update(n, failed)
+        else:
+            self.overall.update(n)
 
     def close(self) -> None:
         for bar in self.models.values():

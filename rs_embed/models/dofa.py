@@ -36,7 +36,7 @@ from ..errors import ModelError
 from ..specs import SensorSpec
 from . import weights as W
 from .pretrained import Features, PretrainedEmbedder, tokens_to_grid
-from .spectral import S2_L2A, canonical_s2_band
+from ..sensors import S2_L2A, canonical_band
 
 #: DOFA README demo band order and Sentinel-2 statistics (0–255 scale), with the
 #: central wavelengths (µm) it passes to the model: github.com/zhu-xlab/DOFA README.
@@ -104,7 +104,7 @@ class DOFAEmbedder(PretrainedEmbedder):
 
     def input_bands(self, sensor: SensorSpec) -> List[int]:
         """Every sensor band DOFA has statistics for, in the sensor's order."""
-        canon = [canonical_s2_band(b) for b in sensor.bands]
+        canon = [canonical_band(b) for b in sensor.bands]
         unknown = [b for b, c in zip(sensor.bands, canon) if c not in _BAND_INFO]
         if unknown:
             raise ModelError(
@@ -126,7 +126,7 @@ class DOFAEmbedder(PretrainedEmbedder):
     def _prepare(self, arrays: List[np.ndarray], sensor: SensorSpec, contexts: List[dict]):
         import torch
         from torchvision.transforms.v2 import functional as TF
-        bands = [canonical_s2_band(b) for b in sensor.bands]
+        bands = [canonical_band(b) for b in sensor.bands]
         mean = torch.tensor([_BAND_INFO[b][0] for b in bands]).view(1, -1, 1, 1)
         std = torch.tensor([_BAND_INFO[b][1] for b in bands]).view(1, -1, 1, 1)
         size = self.checkpoint.image_size

@@ -25,11 +25,12 @@ from typing import ClassVar, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import ModelError
+from ..sensors import GSE_ANNUAL, GSE_ANNUAL_PRODUCT
 from ..specs import OutputSpec, SensorSpec, TemporalSpec
 from .base import EmbedResult, Embedder
 
-COLLECTION = "GOOGLE/SATELLITE_EMBEDDING/V1/ANNUAL"
-BANDS: Tuple[str, ...] = tuple(f"A{i:02d}" for i in range(64))
+COLLECTION = GSE_ANNUAL
+BANDS: Tuple[str, ...] = GSE_ANNUAL_PRODUCT.bands
 
 
 def valid_pixels(x: np.ndarray, fill_value: float) -> np.ndarray:

@@ -26,7 +26,7 @@ from ..errors import ModelError
 from ..specs import OutputSpec, SensorSpec
 from . import weights as W
 from .base import EmbedResult, Embedder
-from .spectral import canonical_s2_band
+from ..sensors import S2_DN_SCALE, canonical_band
 
 #: import name -> pip distribution, for the message when something is missing
 _DISTRIBUTIONS = {"torch": "torch", "torchvision": "torchvision", "timm": "timm",
@@ -57,7 +57,7 @@ def rgb_uint8(x: np.ndarray, max_reflectance: float) -> np.ndarray:
     """Sentinel-2 DN ``(3, H, W)`` -> 8-bit RGB ``(H, W, 3)``: reflectance in
     ``[0, max_reflectance]`` stretched linearly to ``[0, 255]`` (rounded), the way
     true-colour Sentinel-2 previews are made; non-finite pixels become 0."""
-    refl = np.nan_to_num(x.astype(np.float32) / np.float32(10000.0), nan=0.0, posinf=0.0, neginf=0.0)
+    refl = np.nan_to_num(x.astype(np.float32) / np.float32(S2_DN_SCALE), nan=0.0, posinf=0.0, neginf=0.0)
     v = np.clip(refl / np.float32(max_reflectance), 0.0, 1.0) * np.float32(255.0)
     return np.ascontiguousarray(np.rint(v).astype(np.uint8).transpose(1, 2, 0))
 
@@ -238,8 +238,8 @@ class PretrainedEmbedder(Embedder):
     # ----------------------------------------------------------------- inputs
     def input_bands(self, sensor: SensorSpec) -> List[int]:
         """Positions in ``sensor.bands`` of the checkpoint's bands, in the checkpoint's order."""
-        pos = {canonical_s2_band(b): i for i, b in enumerate(sensor.bands)}
-        want = [canonical_s2_band(b) for b in self.checkpoint.bands]
+        pos = {canonical_band(b): i for i, b in enumerate(sensor.bands)}
+        want = [canonical_band(b) for b in self.checkpoint.bands]
         missing = [b for b in want if b not in pos]
         if missing:
             raise ModelError(

@@ -39,7 +39,7 @@ from ..specs import OutputSpec, SensorSpec
 from . import weights as W
 from .base import EmbedResult
 from .pretrained import Features, PretrainedEmbedder, tokens_to_grid
-from .spectral import S2_L2A
+from ..sensors import S2_L2A
 
 #: HLS bands in Prithvi order and their Sentinel-2 (HLS S30) equivalents.
 HLS_BANDS = ("BLUE", "GREEN", "RED", "NIR_NARROW", "SWIR_1", "SWIR_2")

@@ -46,7 +46,8 @@ import numpy as np
 from ..errors import ModelError
 from ..specs import OutputSpec, SensorSpec
 from .base import EmbedResult, Embedder
-from .spectral import DN_SCALE, S2_L1C, S2_L2A, canonical_s2_band, valid_mask
+from ..sensors import S2_DN_SCALE, S2_L1C, S2_L2A, canonical_band
+from .spectral import valid_mask
 
 #: Sentinel-2 L1C per-band mean and std in DN, from SSL4EO-S12 (Wang et al. 2022,
 #: "SSL4EO-S12: A large-scale multi-modal, multi-temporal dataset for self-supervised
@@ -146,7 +147,7 @@ class RCFEmbedder(Embedder):
     def _standardise(self, x: np.ndarray, sensor: SensorSpec) -> Tuple[np.ndarray, np.ndarray]:
         """``(N, C, H, W)`` DN -> standardised float32, plus the ``(N, H, W)`` valid mask."""
         valid = valid_mask(x, sensor.fill_value)
-        refl = x / np.float32(DN_SCALE)
+        refl = x / np.float32(S2_DN_SCALE)
         mode = self.config["normalize"]
         # invalid pixels take the band mean (0 once standardised), so they add no edges
         fill = np.zeros((x.shape[0], x.shape[1], 1, 1), dtype=np.float32)
@@ -171,14 +172,14 @@ class RCFEmbedder(Embedder):
 
     @staticmethod
     def _band_stats(bands: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
-        canon = [canonical_s2_band(b) for b in bands]
+        canon = [canonical_band(b) for b in bands]
         missing = [b for b, c in zip(bands, canon) if c not in S2_L1C_STATS]
         if missing:
             raise ModelError(
                 f"model 'rcf' has no Sentinel-2 statistics for band(s) {missing}; pass "
                 f"normalize='patch' or normalize='reflectance' to embed other bands")
-        mean = np.array([S2_L1C_STATS[c][0] for c in canon], dtype=np.float32) / np.float32(DN_SCALE)
-        std = np.array([S2_L1C_STATS[c][1] for c in canon], dtype=np.float32) / np.float32(DN_SCALE)
+        mean = np.array([S2_L1C_STATS[c][0] for c in canon], dtype=np.float32) / np.float32(S2_DN_SCALE)
+        std = np.array([S2_L1C_STATS[c][1] for c in canon], dtype=np.float32) / np.float32(S2_DN_SCALE)
         return mean, std
 
     # ------------------------------------------------------------------ features

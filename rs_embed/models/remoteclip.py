@@ -31,7 +31,7 @@ import numpy as np
 from ..specs import SensorSpec
 from . import weights as W
 from .pretrained import Features, PretrainedEmbedder, rgb_uint8, tokens_to_grid
-from .spectral import S2_L2A
+from ..sensors import S2_L2A
 
 #: OpenAI CLIP normalisation, as in open_clip.constants OPENAI_DATASET_MEAN / _STD
 #: (Radford et al. 2021); RemoteCLIP keeps it (its README uses open_clip's preprocess).

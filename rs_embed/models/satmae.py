@@ -33,14 +33,14 @@ import numpy as np
 from ..specs import SensorSpec
 from . import weights as W
 from .pretrained import Features, PretrainedEmbedder, rgb_uint8, tokens_to_grid
-from .spectral import S2_L1C, S2_L2A
+from ..sensors import S2_BANDS, S2_L1C, S2_L2A
 
 #: SatMAE util/datasets.py, build_fmow_transform: fMoW-RGB mean/std (on /255 values).
 FMOW_RGB_MEAN = (0.4182007312774658, 0.4214799106121063, 0.3991275727748871)
 FMOW_RGB_STD = (0.28774282336235046, 0.27541765570640564, 0.2764017581939697)
 #: SatMAE util/datasets.py, SentinelIndividualImageDataset.mean/std: fMoW-Sentinel
 #: statistics of the 13 L1C bands B1..B8, B8A, B9..B12 in DN ...
-FMOW_S2_BANDS13 = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
+FMOW_S2_BANDS13 = S2_BANDS
 FMOW_S2_MEAN13 = (1370.19151926, 1184.3824625, 1120.77120066, 1136.26026392, 1263.73947144,
                   1645.40315151, 1846.87040806, 1762.59530783, 1972.62420416, 582.72633433,
                   14.77112979, 1732.16362238, 1247.91870117)

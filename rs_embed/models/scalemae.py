@@ -28,7 +28,7 @@ import numpy as np
 from ..specs import SensorSpec
 from . import weights as W
 from .pretrained import Features, PretrainedEmbedder, rgb_uint8, tokens_to_grid
-from .spectral import S2_L2A
+from ..sensors import S2_L2A
 
 #: ImageNet statistics after /255: torchgeo.models.scale_mae._scale_mae_transforms
 #: (Normalize(0, 255) then Normalize(mean, std)), as Scale-MAE's fMoW pipeline.

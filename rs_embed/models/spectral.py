@@ -24,36 +24,18 @@ its denominator is zero.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..errors import ModelError
+from ..sensors import S2_BANDS, S2_DN_SCALE, S2_L1C, S2_L2A, S2_L2A_BANDS, canonical_band
 from ..specs import OutputSpec, SensorSpec
 from .base import EmbedResult, Embedder
 
-S2_L1C = "COPERNICUS/S2_HARMONIZED"
-S2_L2A = "COPERNICUS/S2_SR_HARMONIZED"
-#: the 13 Sentinel-2 L1C bands in Earth Engine order
-S2_BANDS: Tuple[str, ...] = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9",
-                             "B10", "B11", "B12")
-#: L2A has no cirrus band (B10)
-S2_L2A_BANDS: Tuple[str, ...] = tuple(b for b in S2_BANDS if b != "B10")
-DN_SCALE = 10000.0
 STATS: Tuple[str, ...] = ("mean", "std", "p10", "p50", "p90")
 _PERCENTILES = (10.0, 50.0, 90.0)
-_BAND_RE = re.compile(r"^B0*(\d{1,2}A?)$", re.IGNORECASE)
-
-
-def canonical_s2_band(name: str) -> str:
-    """Earth Engine spelling of a Sentinel-2 band name (``B02`` -> ``B2``, ``b8a`` -> ``B8A``).
-
-    Names that are not Sentinel-2 band names come back unchanged.
-    """
-    m = _BAND_RE.match(str(name).strip())
-    return f"B{m.group(1).upper()}" if m else str(name)
 
 
 def _nd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -96,7 +78,7 @@ INDICES: Tuple[SpectralIndex, ...] = (
 
 def plan_indices(bands: Sequence[str]) -> Tuple[List[Tuple[SpectralIndex, List[int]]], Dict[str, List[str]]]:
     """Which indices ``bands`` allow (with band positions) and which are skipped (missing bands)."""
-    pos = {canonical_s2_band(b): i for i, b in enumerate(bands)}
+    pos = {canonical_band(b): i for i, b in enumerate(bands)}
     usable, skipped = [], {}
     for idx in INDICES:
         missing = [b for b in idx.bands if b not in pos]
@@ -221,7 +203,7 @@ class SpectralEmbedder(Embedder):
     # --------------------------------------------------------------- inference
     def _maps(self, x: np.ndarray, usable) -> np.ndarray:
         """``(N, C, H, W)`` DN -> ``(N, C + n_indices, H, W)`` reflectance + index maps."""
-        refl = x / np.float32(DN_SCALE)
+        refl = x / np.float32(S2_DN_SCALE)
         maps = [refl]
         with np.errstate(divide="ignore", invalid="ignore"):
             for idx, pos in usable:
@@ -256,13 +238,13 @@ class SpectralEmbedder(Embedder):
                 "cls_removed": False,
                 "pooling": output.pooling,
                 "valid_fraction": float(valid[i].mean()),
-                "reflectance_scale": 1.0 / DN_SCALE,
+                "reflectance_scale": 1.0 / S2_DN_SCALE,
             }
             results.append(EmbedResult(np.ascontiguousarray(data[i]), meta))
         return results
 
     def _check_bands(self, sensor: SensorSpec) -> None:
-        canon = [canonical_s2_band(b) for b in sensor.bands]
+        canon = [canonical_band(b) for b in sensor.bands]
         if len(set(canon)) != len(canon):
             raise ModelError(f"model 'spectral' got the same band twice under different spellings: {list(sensor.bands)}")
 
@@ -289,5 +271,4 @@ class SpectralEmbedder(Embedder):
         return out  # type: ignore[return-value]
 
 
-__all__ = ["SpectralEmbedder", "SpectralIndex", "INDICES", "S2_BANDS", "S2_L2A_BANDS",
-           "canonical_s2_band", "plan_indices", "valid_mask"]
+__all__ = ["SpectralEmbedder", "SpectralIndex", "INDICES", "plan_indices", "valid_mask"]

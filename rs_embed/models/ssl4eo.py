@@ -29,11 +29,11 @@ import numpy as np
 from ..specs import SensorSpec
 from . import weights as W
 from .pretrained import Features, PretrainedEmbedder, tokens_to_grid
-from .spectral import S2_L1C
+from ..sensors import S2_BANDS, S2_L1C
 
 #: SSL4EO-S12 L1C band order (torchgeo ``_sentinel2_toa_bands``, SSL4EO-S12
 #: ``src/download_data/convert_rgb.py``), in Earth Engine spelling.
-SSL4EO_BANDS = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12")
+SSL4EO_BANDS = S2_BANDS
 #: The weights expect reflectance: DN / 10000 (torchgeo Normalize(mean=0, std=10000)).
 DN_DIVISOR = 10000.0
 _NORM_SOURCE = ("torchgeo.models.resnet._ssl4eo_s12_transforms_s2_10k (Resize 256, CenterCrop 224, "

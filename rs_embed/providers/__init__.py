@@ -55,6 +55,24 @@ def _build(factory) -> Provider:
     return factory()
 
 
+def backend_availability(name: str) -> Optional[str]:
+    """Why backend ``name`` cannot be used here now (its class's ``availability()``), or
+    None. The provider is not built: no session is opened, no catalog read."""
+    list_providers()
+    with _lock:
+        factory = _factories.get(name)
+    if factory is None:
+        raise SpecError(f"backend {name!r} is not a known provider; known: {sorted(_factories)}")
+    if isinstance(factory, str):
+        mod, _, attr = factory.partition(":")
+        try:
+            factory = getattr(importlib.import_module(mod), attr)
+        except Exception as exc:  # a plug-in whose module does not import
+            return f"{type(exc).__name__}: {exc}"
+    check = getattr(factory, "availability", None)
+    return check() if isinstance(factory, type) and callable(check) else None
+
+
 def set_default_backend(name: Optional[str]) -> None:
     """Make ``backend="auto"`` resolve to ``name`` (None restores the automatic choice)."""
     global _default_backend
@@ -125,4 +143,5 @@ def open_backend(backend: Union[str, Provider] = "auto") -> Tuple[Provider, str]
 
 
 __all__ = ["Patch", "Provider", "ProviderError", "register_provider", "list_providers",
+           "backend_availability",
            "get_provider", "open_backend", "resolve_backend", "set_default_backend"]

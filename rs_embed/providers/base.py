@@ -21,9 +21,32 @@ from typing import ClassVar, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import ProviderError
+from .. import sensors
+from ..errors import ProviderError, SpecError
 from ..geometry import Grid
 from ..specs import SensorSpec, SpatialSpec, TemporalSpec
+
+#: How every provider samples bands onto the ROI grid, so the same request gives the
+#: same pixels whatever the backend: ``"bilinear"`` interpolates continuous bands
+#: (reflectance, backscatter) and takes the nearest pixel of categorical ones (classes,
+#: bit flags: see :func:`rs_embed.sensors.is_categorical`); ``"nearest"`` takes the
+#: nearest pixel of every band.
+RESAMPLING_POLICIES = ("bilinear", "nearest")
+DEFAULT_RESAMPLING = "bilinear"
+
+
+def check_resampling(policy: str) -> str:
+    if policy not in RESAMPLING_POLICIES:
+        raise SpecError(f"resampling must be one of {RESAMPLING_POLICIES}, got {policy!r}")
+    return policy
+
+
+def resampling_method(band: str, policy: str = DEFAULT_RESAMPLING, categorical: Optional[bool] = None) -> str:
+    """The resampling a band gets under ``policy`` (``categorical`` overrides the vocabulary)."""
+    if categorical is None:
+        categorical = sensors.is_categorical(band)
+    return "nearest" if policy == "nearest" or categorical else "bilinear"
+
 
 #: default of ``export_batch(fetch_timeout_s=...)``: the longest one fetch (every
 #: request a provider sends for one patch, its own retries included) may take.
@@ -121,15 +144,29 @@ def fetch_scope(ctx: FetchContext) -> Iterator[FetchContext]:
 class Patch:
     """A fetched input: ``data`` float32 ``(C, H, W)`` in ``bands`` order on ``grid``.
 
-    ``meta`` holds provenance: ``scenes`` (ids used), ``nodata_fraction`` (share of
-    pixels filled with ``fill_value``), ``composite``, ``temporal`` (the window used) and
-    any backend-specific detail.
+    ``valid`` is the nodata mask ``(H, W)``: True where every band holds imagery; the
+    other pixels of ``data`` hold ``fill_value`` (how exports store them), and models
+    fill them as their family documents. ``meta`` holds provenance: ``scenes`` (ids
+    used), ``nodata_fraction`` (share of pixels outside ``valid``), ``composite``,
+    ``temporal`` (the window used), ``radiometry`` (scale, offset and where that came
+    from), ``resampling`` and any backend-specific detail.
     """
 
     data: np.ndarray
     bands: Tuple[str, ...]
     grid: Grid
     meta: dict = field(default_factory=dict)
+    valid: Optional[np.ndarray] = None
+
+    def __post_init__(self):
+        if self.valid is None:
+            fill = self.meta.get("fill_value")
+            finite = np.isfinite(self.data).all(axis=0)
+            if fill is not None and not np.isnan(fill):
+                finite &= ~(self.data == np.float32(fill)).all(axis=0)
+            self.valid = finite
+        if "nodata_fraction" not in self.meta and self.valid.size:
+            self.meta["nodata_fraction"] = float(1.0 - self.valid.mean())
 
     def describe(self) -> dict:
         """JSON-ready metadata for manifests and ``Embedding.meta``."""
@@ -154,9 +191,9 @@ class Provider(ABC):
       raises with ``attempts`` (the engine then does not retry it again). The engine
       abandons a fetch still running past its deadline, so a provider that ignores the
       context cannot hang an export, but it leaves a thread behind.
-    * **Pre-flight.** :meth:`check` refuses, cheaply and without fetching, a sensor the
-      backend cannot serve (unknown collection or band) with a ``SpecError``: the
-      export runs it before any file is written.
+    * **Pre-flight.** :meth:`check_sensor` says, cheaply and without fetching, why the
+      backend cannot serve a sensor (unknown collection or band): the export refuses
+      the request with that reason before any file is written.
     * **Identity.** :meth:`settings` returns every setting that changes the pixels
       (catalog, resampling, cloud masking, project, ...): it is part of an export's
       request fingerprint, so a resume never keeps files made with other settings.
@@ -193,12 +230,25 @@ class Provider(ABC):
                 out.append(exc)
         return out
 
-    def check(self, sensor: SensorSpec) -> None:
-        """Refuse (``SpecError``) a sensor this backend cannot serve; no imagery is read.
+    def check_sensor(self, sensor: SensorSpec) -> Optional[str]:
+        """Why this backend cannot serve ``sensor`` anywhere (collection or bands it does
+        not hold), or None when it can or cannot tell without fetching. Cheap: no pixel is
+        read. An export refuses the request with this reason (``SpecError``) before any
+        file is written."""
+        return None
 
-        The default accepts everything; backends that know their collections and bands
-        override it.
-        """
+    @classmethod
+    def availability(cls) -> Optional[str]:
+        """Why this backend cannot be used here now (missing client, no credentials), or
+        None. Cheap and offline; the class is asked, so nothing is opened."""
+        return None
+
+    def coverage_fraction(self, spatials: Sequence[SpatialSpec], temporal: Optional[TemporalSpec] = None,
+                          sensor: Optional[SensorSpec] = None) -> List[Optional[float]]:
+        """Share (0..1) of each ROI's grid that lies inside this backend's imagery, from
+        footprints alone (no pixels read); None where the backend cannot tell (a global
+        archive such as Earth Engine)."""
+        return [None] * len(spatials)
 
     def settings(self) -> dict:
         """JSON-ready settings that change the pixels this provider returns."""
@@ -218,4 +268,5 @@ class Provider(ABC):
 
 
 __all__ = ["Patch", "Provider", "FetchContext", "FetchTimeout", "FetchCancelled",
-           "current_fetch", "fetch_scope", "DEFAULT_FETCH_TIMEOUT_S"]
+           "current_fetch", "fetch_scope", "DEFAULT_FETCH_TIMEOUT_S", "RESAMPLING_POLICIES",
+           "DEFAULT_RESAMPLING", "check_resampling", "resampling_method"]

@@ -78,37 +78,17 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import ProviderError, SpecError
+from .. import sensors
+from ..errors import ProviderError, SpecError, warn
 from ..geometry import Grid, roi_grid, transformer
 from ..specs import SensorSpec, SpatialSpec, TemporalSpec, check_spatial, check_temporal
-from .base import Patch, Provider, current_fetch
+from .base import Patch, Provider, check_resampling, current_fetch, resampling_method
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
 SCENE_TYPE = "rs_embed.scene"
-RESAMPLINGS = ("bilinear", "nearest")
-
-#: bands whose values are classes or bit flags: never interpolated
-CATEGORICAL_BANDS = frozenset({"SCL", "QA10", "QA20", "QA60", "QA_PIXEL", "QA_RADSAT",
-                               "QA_AEROSOL", "FMASK", "MASK", "CLOUD_MASK", "CLASSIFICATION"})
-
-#: STAC common names of Sentinel-2 bands -> Earth Engine band names
-S2_COMMON_NAMES = {"coastal": "B1", "blue": "B2", "green": "B3", "red": "B4",
-                   "rededge1": "B5", "rededge2": "B6", "rededge3": "B7", "nir": "B8",
-                   "nir08": "B8A", "nir09": "B9", "cirrus": "B10", "swir16": "B11",
-                   "swir22": "B12"}
 
 _DATE_RE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?:T\d{6})?(?!\d)")
 _RES_TOKEN = re.compile(r"^\d+m$", re.IGNORECASE)
-_BAND_NUM = re.compile(r"^B0*(\d{1,2})(A?)$", re.IGNORECASE)
-
-
-def canonical_band(name: str) -> str:
-    """Earth Engine spelling of a band name: ``b04`` -> ``B4``, ``b8a`` -> ``B8A``, ``scl`` -> ``SCL``."""
-    s = str(name).strip()
-    m = _BAND_NUM.match(s)
-    if m:
-        return f"B{int(m.group(1))}{m.group(2).upper()}"
-    return s.upper()
 
 
 def _parse_day(value: Any, where: str) -> Optional[date]:
@@ -155,6 +135,30 @@ class BandFile:
 
 
 @dataclass(frozen=True)
+class RadiometrySignals:
+    """What a scene's metadata says about its radiometry (see :mod:`rs_embed.sensors.radiometry`)."""
+
+    declared_offset_dn: Optional[float] = None          # sidecar "offset": DN to add
+    declared_offsets: Mapping[str, float] = field(default_factory=dict)   # per band
+    declared_source: str = "declared"                   # "declared" | "esa-metadata"
+    baseline: Optional[str] = None
+    baseline_source: str = "processing_baseline"
+    offset_applied: Optional[bool] = None               # earthsearch:boa_offset_applied
+    raster: Mapping[str, Tuple[Optional[float], Optional[float]]] = field(default_factory=dict)
+    value_scale: Optional[float] = None                 # stored x value_scale = reflectance
+    sentinel2: bool = False                             # known Sentinel-2 whatever the collection
+
+    def any_offset_signal(self, band: str) -> bool:
+        return (self.declared_offset_dn is not None or bool(self.declared_offsets)
+                or self.offset_applied is not None or self.baseline is not None
+                or self.raster.get(band, (None, None))[1] is not None)
+
+    def to_dict(self) -> dict:
+        return {k: (dict(v) if isinstance(v, Mapping) else v)
+                for k, v in dataclasses.asdict(self).items() if v not in (None, {}, False)}
+
+
+@dataclass(frozen=True)
 class Scene:
     """A set of co-registered band files from one acquisition (or one undated window)."""
 
@@ -169,17 +173,62 @@ class Scene:
     value_scale: Optional[float] = None
     source: str = ""
     lonlat_bounds: Tuple[float, float, float, float] = field(default=(0.0, 0.0, 0.0, 0.0))
+    signals: RadiometrySignals = field(default_factory=RadiometrySignals)
 
     @property
     def dated(self) -> bool:
         return self.start is not None
+
+    def _acquired(self) -> Optional[date]:
+        """A date that decides the baseline question, if the scene's dates allow one."""
+        if self.start is None:
+            return None
+        cut = sensors.S2_BASELINE_04_DATE
+        if self.end <= cut or self.start >= cut:
+            return self.start
+        return None  # a window straddling 2022-01-25
+
+    def harmonisation(self, band: str, requested: Optional[str]) -> Optional[sensors.Harmonisation]:
+        """How to bring ``band`` to the harmonised Sentinel-2 convention (None: not S2 reflectance).
+
+        ``requested`` is the collection asked for; it decides the product of a scene that
+        declares none.
+        """
+        prod = sensors.product(self.collection) or sensors.product(requested)
+        if not (self.signals.sentinel2 or (prod is not None and prod.s2_baseline_offset)):
+            return None
+        info = sensors.SENTINEL2.lookup(band)
+        if info is None or info.kind != "reflectance":
+            return None
+        sg = self.signals
+        scale, offset = sg.raster.get(band, (None, None))
+        if scale is None and sg.value_scale is not None:
+            scale = sg.value_scale
+        acquired = self._acquired()
+        if not sg.any_offset_signal(band) and self.collection is not None:
+            ee = sensors.ee_collection(self.collection)
+            if ee.product and ee.harmonised:
+                return sensors.s2_harmonisation(raster_scale=scale, declared_offset_dn=0.0,
+                                                declared_source=f"declared collection {self.collection} (harmonised)")
+            if ee.product and not ee.harmonised and acquired is not None:
+                late = acquired >= sensors.S2_BASELINE_04_DATE
+                return sensors.s2_harmonisation(
+                    raster_scale=scale, declared_offset_dn=sensors.S2_BASELINE_OFFSET_DN if late else 0.0,
+                    declared_source=f"declared collection {self.collection} (not harmonised) and date")
+        per_band = {band: sg.declared_offsets[band]} if band in sg.declared_offsets else None
+        return sensors.s2_harmonisation(
+            declared_offset_dn=sg.declared_offset_dn, declared_offsets=per_band,
+            declared_source=sg.declared_source, offset_applied=sg.offset_applied,
+            baseline=sg.baseline, baseline_source=sg.baseline_source, raster_scale=scale,
+            raster_offset=offset, acquired=acquired)
 
     def serves(self, collection: str, aliases: Mapping[str, Tuple[str, ...]]) -> bool:
         """Whether a request for ``collection`` may use this scene."""
         if self.collection is None:
             return True
         mine = {self.collection, *self.aliases}
-        return collection in mine or bool(mine.intersection(aliases.get(collection, ())))
+        return (collection in mine or bool(mine.intersection(aliases.get(collection, ())))
+                or any(sensors.same_product(collection, c) for c in mine))
 
     def overlaps(self, start: Optional[date], end: Optional[date]) -> bool:
         """Whether the scene can lie in ``[start, end)`` (None: no time filter)."""
@@ -206,7 +255,8 @@ class Scene:
                 "bands": {k: {"file": v.path, "band_index": v.index, "crs": v.crs,
                               "resolution": v.resolution, "categorical": v.categorical}
                           for k, v in self.bands.items()},
-                "lonlat_bounds": list(self.lonlat_bounds), "source": self.source}
+                "lonlat_bounds": list(self.lonlat_bounds), "source": self.source,
+                "radiometry_signals": self.signals.to_dict()}
 
 
 def _open_header(path: str, index: int, nodata: Any, categorical: bool, where: str) -> BandFile:
@@ -242,7 +292,7 @@ def _lonlat_bounds(bands: Iterable[BandFile]) -> Tuple[float, float, float, floa
 
 def _make_scene(*, id: str, bands: Dict[str, BandFile], collection=None, aliases=(),
                 datetime_=None, window=None, cloud_cover=None, value_scale=None,
-                source: str = "") -> Scene:
+                source: str = "", signals: Optional[RadiometrySignals] = None) -> Scene:
     where = f"scene {id!r} ({source})"
     start = end = None
     if datetime_:
@@ -259,7 +309,8 @@ def _make_scene(*, id: str, bands: Dict[str, BandFile], collection=None, aliases
                  aliases=tuple(aliases or ()), datetime=datetime_ or None, start=start, end=end,
                  cloud_cover=None if cloud_cover is None else float(cloud_cover),
                  value_scale=None if value_scale is None else float(value_scale),
-                 source=source, lonlat_bounds=_lonlat_bounds(bands.values()))
+                 source=source, lonlat_bounds=_lonlat_bounds(bands.values()),
+                 signals=signals or RadiometrySignals())
 
 
 # ---------------------------------------------------------------- catalog readers
@@ -290,10 +341,10 @@ def _scene_from_sidecar(doc: dict, path: Path) -> Scene:
             spec = {"file": spec}
         if not isinstance(spec, dict) or not isinstance(spec.get("file"), str):
             raise ProviderError(f"{where}: band {name!r} needs a 'file', got {spec!r}")
-        band = canonical_band(name)
+        band = sensors.canonical_band(name)
         file = str((path.parent / spec["file"]).resolve())
         nodata = spec.get("nodata", default_nodata)
-        categorical = bool(spec.get("categorical", band in CATEGORICAL_BANDS))
+        categorical = bool(spec.get("categorical", sensors.is_categorical(band)))
         bands[band] = _open_header(file, int(spec.get("band_index", 1)), nodata, categorical,
                                    f"{where} band {name!r}")
     window = doc.get("date_window")
@@ -303,7 +354,81 @@ def _scene_from_sidecar(doc: dict, path: Path) -> Scene:
                        collection=doc.get("collection"), aliases=doc.get("collection_aliases", ()),
                        datetime_=doc.get("datetime"), window=window,
                        cloud_cover=doc.get("cloud_cover"), value_scale=doc.get("value_scale"),
-                       source=str(path))
+                       source=str(path), signals=_sidecar_signals(doc, path, where))
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ProviderError(f"{where} must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _sidecar_signals(doc: dict, path: Path, where: str) -> RadiometrySignals:
+    """Radiometry facts a sidecar declares: ``offset`` (DN to add, a number or per band),
+    ``processing_baseline``, ``offset_applied``, ``value_scale``, ``esa_metadata`` (the
+    product's MTD_MSIL1C/2A.xml, relative to the JSON)."""
+    kw: Dict[str, Any] = {}
+    off = doc.get("offset")
+    if isinstance(off, dict):
+        kw["declared_offsets"] = {sensors.canonical_band(k): _number(v, f"{where} offset[{k!r}]")
+                                  for k, v in off.items()}
+    elif off is not None:
+        kw["declared_offset_dn"] = _number(off, f"{where} 'offset'")
+    if doc.get("processing_baseline") is not None:
+        if sensors.parse_baseline(doc["processing_baseline"]) is None:
+            raise ProviderError(f"{where}: processing_baseline must look like '04.00', "
+                                f"got {doc['processing_baseline']!r}")
+        kw["baseline"] = str(doc["processing_baseline"])
+        kw["baseline_source"] = "declared processing_baseline"
+    applied = doc.get("offset_applied")
+    if applied is not None:
+        if not isinstance(applied, bool):
+            raise ProviderError(f"{where}: offset_applied must be true or false, got {applied!r}")
+        kw["offset_applied"] = applied
+    if doc.get("value_scale") is not None:
+        kw["value_scale"] = _number(doc["value_scale"], f"{where} 'value_scale'")
+    esa = doc.get("esa_metadata")
+    if esa:
+        kw.update(_esa_signals(path.parent / str(esa), where))
+    return RadiometrySignals(**kw)
+
+
+_ESA_METADATA = ("MTD_MSIL2A.xml", "MTD_MSIL1C.xml")
+
+
+def _esa_signals(xml_path: Path, where: str) -> Dict[str, Any]:
+    """Radiometry signals from ESA's product metadata (``MTD_MSIL1C.xml``/``MTD_MSIL2A.xml``)."""
+    try:
+        md = sensors.parse_esa_product_metadata(xml_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ElementTree.ParseError is a ValueError
+        raise ProviderError(f"{where}: cannot read ESA product metadata {str(xml_path)!r}: {exc}") from exc
+    kw: Dict[str, Any] = {"sentinel2": True}
+    if md["baseline"]:
+        kw["baseline"] = md["baseline"]
+        kw["baseline_source"] = f"esa-metadata {xml_path.name}"
+    if md["offsets"]:
+        kw["declared_offsets"] = md["offsets"]
+        kw["declared_source"] = f"esa-metadata {xml_path.name}"
+    elif md["baseline"] and sensors.parse_baseline(md["baseline"]) < (4, 0):
+        kw["declared_offset_dn"] = 0.0
+        kw["declared_source"] = f"esa-metadata {xml_path.name}"
+    if md["quantification"]:
+        kw["value_scale"] = 1.0 / md["quantification"]
+    return kw
+
+
+def _find_esa_metadata(folder: Path, stop: Path) -> Optional[Path]:
+    """ESA product metadata in ``folder`` or a parent up to ``stop`` (a ``.SAFE`` layout)."""
+    folder = folder.resolve()
+    stop = stop.resolve()
+    while True:
+        for name in _ESA_METADATA:
+            cand = folder / name
+            if cand.is_file():
+                return cand
+        if folder == stop or folder.parent == folder or stop not in folder.parents:
+            return None
+        folder = folder.parent
 
 
 def _local_href(href: str, base: Path) -> Optional[Path]:
@@ -315,10 +440,15 @@ def _local_href(href: str, base: Path) -> Optional[Path]:
     return (p if p.is_absolute() else base / p).resolve()
 
 
-def _is_sentinel2(item: dict, collection: Optional[str]) -> bool:
-    text = " ".join(str(x) for x in (collection, item.get("properties", {}).get("platform"),
-                                     item.get("properties", {}).get("constellation"))).lower()
-    return "sentinel-2" in text or "sentinel2" in text or "s2" in text
+def _item_sensor(item: dict, collection: Optional[str]) -> Optional[sensors.Sensor]:
+    """The sensor of a STAC item, from its platform/constellation or its collection."""
+    props = item.get("properties") or {}
+    for key in ("platform", "constellation"):
+        found = sensors.sensor_for_platform(props.get(key))
+        if found is not None:
+            return found
+    prod = sensors.product(collection)
+    return prod.sensor if prod is not None else None
 
 
 def _asset_is_raster(asset: dict, path: Path) -> bool:
@@ -335,9 +465,10 @@ def _scenes_from_stac_item(item: dict, path: Path, collection: Optional[str],
                            skipped: List[str]) -> Optional[Scene]:
     props = item.get("properties") or {}
     coll = item.get("collection") or collection
-    s2 = _is_sentinel2(item, coll)
+    sensor = _item_sensor(item, coll)
     bands: Dict[str, BandFile] = {}
     scales = set()
+    raster_sb: Dict[str, Tuple[Optional[float], Optional[float]]] = {}
     for key, asset in (item.get("assets") or {}).items():
         href = asset.get("href") if isinstance(asset, dict) else None
         if not isinstance(href, str):
@@ -352,14 +483,19 @@ def _scenes_from_stac_item(item: dict, path: Path, collection: Optional[str],
         name = key
         if len(meta_bands) == 1 and isinstance(meta_bands[0], dict) and meta_bands[0].get("name"):
             name = meta_bands[0]["name"]
-        if s2 and str(name).lower() in S2_COMMON_NAMES:
-            name = S2_COMMON_NAMES[str(name).lower()]
-        band = canonical_band(name)
+        band = sensors.canonical_band(name, sensor)
+        if sensor is not None and sensor.lookup(band) is None:
+            band = sensors.canonical_band(key, sensor)  # the asset key may be the better name
         raster = (asset.get("raster:bands") or [{}])[0] if asset.get("raster:bands") else {}
         nodata = asset.get("nodata", raster.get("nodata"))
-        if raster.get("scale") is not None:
+        info = sensors.band_info(band, sensor)
+        spectral = info is not None and info.kind in ("reflectance", "thermal")
+        if raster.get("scale") is not None and spectral:
             scales.add(float(raster["scale"]))
-        categorical = band in CATEGORICAL_BANDS or bool(asset.get("classification:classes")) \
+        if spectral and (raster.get("scale") is not None or raster.get("offset") is not None):
+            raster_sb[band] = (None if raster.get("scale") is None else float(raster["scale"]),
+                               None if raster.get("offset") is None else float(raster["offset"]))
+        categorical = sensors.is_categorical(band, sensor) or bool(asset.get("classification:classes")) \
             or bool(asset.get("classification:bitfields"))
         bands[band] = _open_header(str(local), 1, nodata, categorical,
                                    f"STAC item {item.get('id')!r} asset {key!r}")
@@ -369,10 +505,24 @@ def _scenes_from_stac_item(item: dict, path: Path, collection: Optional[str],
     if not props.get("datetime") and props.get("start_datetime") and props.get("end_datetime"):
         end = _parse_day(props["end_datetime"], f"STAC item {item.get('id')!r} end_datetime")
         window = (props["start_datetime"], (end + timedelta(days=1)).isoformat())
+    baseline = props.get("s2:processing_baseline")
+    baseline_source = "stac s2:processing_baseline"
+    if baseline is None:
+        for name in (props.get("s2:product_uri"), item.get("id")):
+            baseline = sensors.baseline_from_name(name or "")
+            if baseline:
+                baseline_source = "ESA product name"
+                break
+    applied = props.get("earthsearch:boa_offset_applied")
+    signals = RadiometrySignals(
+        baseline=None if baseline is None else str(baseline), baseline_source=baseline_source,
+        offset_applied=applied if isinstance(applied, bool) else None, raster=raster_sb,
+        sentinel2=sensor is sensors.SENTINEL2)
     return _make_scene(id=str(item.get("id") or path.stem), bands=bands, collection=coll,
                        datetime_=props.get("datetime"), window=window,
                        cloud_cover=props.get("eo:cloud_cover"),
-                       value_scale=scales.pop() if len(scales) == 1 else None, source=str(path))
+                       value_scale=scales.pop() if len(scales) == 1 else None, source=str(path),
+                       signals=signals)
 
 
 def _walk_stac(doc: dict, path: Path, collection: Optional[str], seen: set,
@@ -405,44 +555,156 @@ def _walk_stac(doc: dict, path: Path, collection: Optional[str], seen: set,
         _walk_stac(_read_json(target), target, collection, seen, scenes, skipped)
 
 
-def _scenes_from_names(files: Sequence[Path]) -> List[Scene]:
-    groups: Dict[Tuple[str, str], Dict[str, Path]] = {}
+#: dataset tags that may hold an acquisition date (TIFFTAG_DATETIME is the file's creation time)
+_DATE_TAGS = ("ACQUISITION_DATE", "ACQUISITION_DATETIME", "DATE_ACQUIRED", "SENSING_DATE",
+              "SENSING_TIME", "DATETIME", "DATE")
+_HLS_DATE_RE = re.compile(r"(?<!\d)(\d{4})(\d{3})T\d{6}(?!\d)")
+_ESA_NAME_RE = re.compile(r"(MSIL1C|MSIL2A|_T\d{2}[A-Z]{3}_\d{8}T\d{6})")
+
+
+def _day_from_text(text: str) -> Optional[str]:
+    """An acquisition day in a name: ``YYYYMMDD``, ``YYYY-MM-DD``, ``YYYYMMDDTHHMMSS`` or
+    HLS's ``YYYYDDDTHHMMSS`` (year and day of year)."""
+    m = _DATE_RE.search(text)
+    if m:
+        try:
+            return date(int(m.group(1)), int(m.group(2)), int(m.group(3))).isoformat()
+        except ValueError:
+            pass
+    m = _HLS_DATE_RE.search(text)
+    if m and 1 <= int(m.group(2)) <= 366:
+        try:
+            return (date(int(m.group(1)), 1, 1) + timedelta(days=int(m.group(2)) - 1)).isoformat()
+        except ValueError:
+            return None
+    return None
+
+
+def _day_from_tags(tags: Mapping[str, str]) -> Optional[str]:
+    upper = {str(k).upper(): v for k, v in tags.items()}
+    for key in _DATE_TAGS:
+        value = upper.get(key)
+        if value:
+            text = str(value).strip().replace(":", "-", 2) if re.match(r"^\d{4}:\d{2}:\d{2}", str(value)) \
+                else str(value).strip()
+            try:
+                return date.fromisoformat(text[:10]).isoformat()
+            except ValueError:
+                continue
+    return None
+
+
+def _raster_header(path: Path) -> dict:
+    import rasterio
+
+    try:
+        with rasterio.open(path) as src:
+            names = []
+            for i in range(1, src.count + 1):
+                tags = src.tags(i)
+                upper = {str(k).upper(): v for k, v in tags.items()}
+                names.append(src.descriptions[i - 1] or upper.get("BAND_NAME") or upper.get("BAND")
+                             or upper.get("NAME"))
+            return {"count": src.count, "names": names, "tags": dict(src.tags())}
+    except Exception as exc:
+        raise ProviderError(f"cannot read {str(path)!r}: {exc}") from exc
+
+
+def _names_for(path: Path, band_names: Any) -> Optional[List[str]]:
+    """The ``bands=`` names the caller gave for ``path`` (a list for every file, or by name/glob)."""
+    if band_names is None:
+        return None
+    if isinstance(band_names, Mapping):
+        for pattern, names in band_names.items():
+            pat = str(pattern)
+            if path.name == pat or str(path) == pat or path.match(pat):
+                return [str(n) for n in names]
+        return None
+    return [str(n) for n in band_names]
+
+
+def _loose_signals(folder: Path, name_text: str, root: Path) -> RadiometrySignals:
+    """What a raster's file name and folders say: ESA metadata nearby, baseline tokens."""
+    esa = _find_esa_metadata(folder, root)
+    if esa is not None:
+        return RadiometrySignals(**_esa_signals(esa, f"file {name_text!r}"))
+    baseline = sensors.baseline_from_name(name_text)
+    if baseline:
+        return RadiometrySignals(baseline=baseline, baseline_source="ESA product name", sentinel2=True)
+    return RadiometrySignals(sentinel2=bool(_ESA_NAME_RE.search(name_text)))
+
+
+def _scenes_from_names(files: Sequence[Path], band_names: Any = None,
+                       root: Optional[Path] = None) -> List[Scene]:
+    """Scenes from rasters no JSON describes.
+
+    A multi-band raster is one scene: its bands are named by ``band_names`` (``bands=``),
+    else by the band descriptions (or ``BAND_NAME`` tags) written in the file. Single-band
+    rasters named ``<scene>_<band>`` group into scenes. Dates come from the file name or
+    folder (``YYYYMMDD``, ``YYYY-MM-DD``, ``YYYYMMDDTHHMMSS``, ``YYYYDDDTHHMMSS``), else from
+    acquisition-date tags (``ACQUISITION_DATE``, ``DATE_ACQUIRED``, ``SENSING_TIME``, ...).
+    """
+    groups: Dict[Tuple[str, str], Dict[str, Tuple[Path, int]]] = {}
+    tag_days: Dict[Tuple[str, str], Optional[str]] = {}
     for f in files:
+        head = _raster_header(f)
+        given = _names_for(f, band_names)
+        if head["count"] > 1 or given is not None:
+            names = given or head["names"]
+            if given is not None and len(given) != head["count"]:
+                raise ProviderError(f"bands= names {given} for {str(f)!r}, which has {head['count']} band(s)")
+            if not all(names):
+                raise ProviderError(
+                    f"{str(f)!r} has {head['count']} bands without names; name them with "
+                    f"LocalProvider(..., bands=[...]) (in file order), band descriptions in the "
+                    f"file, or an rs_embed.scene sidecar")
+            canon = [sensors.canonical_band(n) for n in names]
+            if len(set(canon)) != len(canon):
+                raise ProviderError(f"{str(f)!r} names a band twice: {names}")
+            key = (str(f.parent), f.stem)
+            groups[key] = {b: (f, i + 1) for i, b in enumerate(canon)}
+            tag_days[key] = _day_from_tags(head["tags"])
+            continue
         tokens = f.stem.split("_")
         while len(tokens) > 1 and _RES_TOKEN.match(tokens[-1]):
             tokens.pop()
-        band = canonical_band(tokens[-1])
+        band = sensors.canonical_band(tokens[-1])
         prefix = "_".join(tokens[:-1])
+        described = head["names"][0]
+        if sensors.band_info(band) is None and described and sensors.band_info(described) is not None:
+            band, prefix = sensors.canonical_band(described), f.stem  # the file says which band it is
         key = (str(f.parent), prefix)
         if band in groups.setdefault(key, {}):
             raise ProviderError(f"two files for band {band} of scene {prefix or f.parent.name!r}: "
-                                f"{str(groups[key][band])!r} and {str(f)!r}; "
+                                f"{str(groups[key][band][0])!r} and {str(f)!r}; "
                                 "describe the scene in a sidecar JSON")
-        groups[key][band] = f
+        groups[key][band] = (f, 1)
+        tag_days.setdefault(key, _day_from_tags(head["tags"]))
     scenes = []
     for (folder, prefix), files_by_band in sorted(groups.items()):
-        m = _DATE_RE.search(prefix) or _DATE_RE.search(Path(folder).name)
-        day = None
-        if m:
-            try:
-                day = date(int(m.group(1)), int(m.group(2)), int(m.group(3))).isoformat()
-            except ValueError:
-                day = None
+        day = _day_from_text(prefix) or _day_from_text(Path(folder).name) or tag_days.get((folder, prefix))
         sid = prefix or Path(folder).name
-        bands = {b: _open_header(str(p.resolve()), 1, None, b in CATEGORICAL_BANDS, f"file {str(p)!r}")
-                 for b, p in sorted(files_by_band.items())}
-        scenes.append(_make_scene(id=sid, bands=bands, datetime_=day, source=folder))
+        bands = {b: _open_header(str(p.resolve()), idx, None, sensors.is_categorical(b), f"file {str(p)!r}")
+                 for b, (p, idx) in sorted(files_by_band.items())}
+        names = " ".join([sid, folder] + [str(p) for p, _ in files_by_band.values()])
+        signals = _loose_signals(Path(folder), names, root or Path(folder))
+        scenes.append(_make_scene(id=sid, bands=bands, datetime_=day, source=folder, signals=signals))
     return scenes
 
 
-def read_catalog(catalog: Union[str, os.PathLike]) -> Tuple[List[Scene], List[str]]:
-    """Scenes described by ``catalog`` (a folder or a JSON file) and remote hrefs skipped."""
+def read_catalog(catalog: Union[str, os.PathLike],
+                 bands: Any = None) -> Tuple[List[Scene], List[str]]:
+    """Scenes described by ``catalog`` (a folder or a JSON file) and remote hrefs skipped.
+
+    ``bands``: names for the bands of multi-band rasters no JSON describes (see
+    :class:`LocalProvider`).
+    """
     path = Path(catalog).expanduser()
     scenes: List[Scene] = []
     skipped: List[str] = []
     if path.is_file():
         if path.suffix.lower() in RASTER_SUFFIXES:
-            return _scenes_from_names([path]), skipped
+            return _scenes_from_names([path], bands, path.parent), skipped
         doc = _read_json(path)
         if isinstance(doc, dict) and doc.get("type") == SCENE_TYPE:
             return [_scene_from_sidecar(doc, path)], skipped
@@ -476,7 +738,7 @@ def read_catalog(catalog: Union[str, os.PathLike]) -> Tuple[List[Scene], List[st
     loose = [f for f in sorted(path.rglob("*"))
              if f.suffix.lower() in RASTER_SUFFIXES and f.is_file()
              and str(f.resolve()) not in used and not f.name.startswith(".")]
-    scenes.extend(_scenes_from_names(loose))
+    scenes.extend(_scenes_from_names(loose, bands, path))
     ids: Dict[str, int] = {}
     unique = []
     for sc in scenes:  # ids must be unique for meta["scenes"] to mean something
@@ -497,7 +759,11 @@ class LocalProvider(Provider):
     these (None: the embedded sample). ``resampling``: ``"bilinear"`` (default, for
     reflectance; categorical bands always use nearest) or ``"nearest"`` for every band.
     ``aliases``: extra collection ids a request may be served from, e.g.
-    ``{"COPERNICUS/S2_SR_HARMONIZED": ["sentinel-2-l2a"]}``.
+    ``{"MYLAB/S2": ["sentinel-2-l2a"]}`` (ids of the same product, such as
+    ``COPERNICUS/S2_SR_HARMONIZED`` and ``sentinel-2-l2a``, need none: the sensor
+    vocabulary knows them). ``bands``: names for the bands of multi-band rasters that
+    carry no band descriptions, in file order: one list for every such file, or
+    ``{"file name or glob": [...]}``.
 
     Thread-safe: the catalog is read-only after construction and every fetch opens its
     own file handles inside its own ``rasterio.Env``.
@@ -507,10 +773,14 @@ class LocalProvider(Provider):
 
     def __init__(self, catalog: Union[None, str, os.PathLike, Sequence[Union[str, os.PathLike]]] = None,
                  *, resampling: str = "bilinear",
-                 aliases: Optional[Mapping[str, Union[str, Sequence[str]]]] = None):
-        if resampling not in RESAMPLINGS:
-            raise SpecError(f"resampling must be one of {RESAMPLINGS}, got {resampling!r}")
-        self.resampling = resampling
+                 aliases: Optional[Mapping[str, Union[str, Sequence[str]]]] = None,
+                 bands: Union[None, Sequence[str], Mapping[str, Sequence[str]]] = None):
+        self.resampling = check_resampling(resampling)
+        if bands is not None and (isinstance(bands, str) or not isinstance(bands, (Mapping, Sequence))):
+            raise SpecError(f"bands must be a list of band names or a mapping of file name to "
+                            f"band names, got {bands!r}")
+        self._warned: set = set()
+        self._warn_lock = threading.Lock()
         self.aliases: Dict[str, Tuple[str, ...]] = {}
         for k, v in (aliases or {}).items():
             self.aliases[str(k)] = (v,) if isinstance(v, str) else tuple(v)
@@ -527,7 +797,7 @@ class LocalProvider(Provider):
         scenes: List[Scene] = []
         self.skipped_remote: List[str] = []
         for src in sources:
-            found, skipped = read_catalog(src)
+            found, skipped = read_catalog(src, bands)
             scenes.extend(found)
             self.skipped_remote.extend(skipped)
         if not scenes:
@@ -584,21 +854,13 @@ class LocalProvider(Provider):
                              sc.end.isoformat() if sc.end else None, sc.cloud_cover, sc.value_scale,
                              {b: [os.path.basename(bf.path), bf.index, bf.crs, list(bf.transform),
                                   bf.width, bf.height, bf.nodata, bf.categorical]
-                              for b, bf in sorted(sc.bands.items())}])
+                              for b, bf in sorted(sc.bands.items())},
+                             sc.signals.to_dict()])  # what its radiometry is derived from
             text = json.dumps(rows, sort_keys=True, separators=(",", ":"), default=str)
             digest = self._catalog_digest = hashlib.sha1(text.encode("utf-8")).hexdigest()
         return {"catalog": {"scenes": len(self._scenes), "sha1": digest},
                 "resampling": self.resampling,
                 "aliases": {k: list(v) for k, v in sorted(self.aliases.items())}}
-
-    def check(self, sensor: SensorSpec) -> None:
-        """Refuse a collection or band this catalog does not hold (no pixel is read)."""
-        if not isinstance(sensor, SensorSpec):
-            raise SpecError(f"sensor must be a SensorSpec, got {type(sensor).__name__}: {sensor!r}")
-        try:
-            self._with_bands(sensor)
-        except ProviderError as exc:
-            raise SpecError(str(exc)) from None
 
     # -- selection -----------------------------------------------------------------
     def _check(self, spatial, temporal, sensor):
@@ -608,9 +870,10 @@ class LocalProvider(Provider):
             raise SpecError(f"sensor must be a SensorSpec, got {type(sensor).__name__}: {sensor!r}")
         return spatial, temporal, sensor
 
-    def _with_bands(self, sensor: SensorSpec) -> List[Scene]:
-        """The scenes of the sensor's collection that hold all its bands (else why not)."""
-        want = [canonical_band(b) for b in sensor.bands]
+    def _sensor_scenes(self, sensor: SensorSpec) -> List[Scene]:
+        """The scenes of ``sensor``'s collection holding all its bands; else a ProviderError
+        saying what the catalog holds instead."""
+        want = [sensors.canonical_band(b) for b in sensor.bands]
         in_coll = [s for s in self._scenes if s.serves(sensor.collection, self.aliases)]
         if not in_coll:
             colls = sorted({c for s in self._scenes for c in (s.collection, *s.aliases) if c})
@@ -635,8 +898,8 @@ class LocalProvider(Provider):
         """The scenes a fetch composites (time-ordered) and the grid it samples."""
         spatial, temporal, sensor = self._check(spatial, temporal, sensor)
         grid = roi_grid(spatial, sensor.scale_m)
-        want = [canonical_band(b) for b in sensor.bands]
-        with_bands = self._with_bands(sensor)
+        want = [sensors.canonical_band(b) for b in sensor.bands]
+        with_bands = self._sensor_scenes(sensor)
         start = temporal.start_date if temporal else None
         end = temporal.end_date if temporal else None
         in_time = [s for s in with_bands if s.overlaps(start, end)]
@@ -663,6 +926,49 @@ class LocalProvider(Provider):
         """Ids of the scenes a fetch would composite, oldest first."""
         return [s.id for s in self.select(spatial, temporal, sensor)[0]]
 
+    def check_sensor(self, sensor: SensorSpec) -> Optional[str]:
+        """Why the catalog cannot serve ``sensor`` (collection or bands missing), or None."""
+        try:
+            self._sensor_scenes(sensor)
+        except ProviderError as exc:
+            return str(exc)
+        return None
+
+    def coverage_fraction(self, spatials: Sequence[SpatialSpec], temporal: Optional[TemporalSpec] = None,
+                          sensor: Optional[SensorSpec] = None, *, samples: int = 16) -> List[Optional[float]]:
+        """Share of each ROI's grid inside the footprints of the scenes that could serve
+        it (``sensor``'s collection and bands, the time window), sampled on a
+        ``samples`` x ``samples`` lattice of the grid; footprints only, no pixels read."""
+        scenes = list(self._scenes)
+        if sensor is not None:
+            try:
+                scenes = self._sensor_scenes(sensor)
+            except ProviderError:
+                return [0.0] * len(spatials)
+        temporal = check_temporal(temporal)
+        if temporal is not None:
+            scenes = [s for s in scenes if s.overlaps(temporal.start_date, temporal.end_date)]
+        boxes = {}
+        for s in scenes:  # one footprint per scene: its finest band
+            bf = min(s.bands.values(), key=lambda b: b.resolution)
+            boxes[(bf.crs, bf.bounds)] = None
+        scale = sensor.scale_m if sensor is not None else 10.0
+        n = max(2, int(samples))
+        t = (np.arange(n) + 0.5) / n
+        out: List[Optional[float]] = []
+        for sp in spatials:
+            grid = roi_grid(check_spatial(sp), scale)
+            left, bottom, right, top = grid.bounds
+            gx, gy = np.meshgrid(left + t * (right - left), bottom + t * (top - bottom))
+            gx, gy = gx.ravel(), gy.ravel()
+            inside = np.zeros(gx.size, dtype=bool)
+            for crs, (l, b, r, tp) in boxes:
+                px, py = (gx, gy) if crs == grid.crs else transformer(grid.crs, crs).transform(gx, gy)
+                inside |= (np.asarray(px) >= l) & (np.asarray(px) <= r) & \
+                          (np.asarray(py) >= b) & (np.asarray(py) <= tp)
+            out.append(float(inside.mean()))
+        return out
+
     # -- fetch ---------------------------------------------------------------------
     def fetch(self, spatial: SpatialSpec, temporal: Optional[TemporalSpec],
               sensor: SensorSpec) -> Patch:
@@ -671,23 +977,30 @@ class LocalProvider(Provider):
         ctx = current_fetch()  # the caller's time budget and cancel: looked at between reads
         scenes, grid = self.select(spatial, temporal, sensor)
         _ignore_spurious_mem_warning()
-        want = [canonical_band(b) for b in sensor.bands]
+        want = [sensors.canonical_band(b) for b in sensor.bands]
         h, w = grid.height, grid.width
         stacks = np.full((len(scenes), len(want), h, w), np.nan, dtype=np.float32)
         pixels_read = 0
         used = np.zeros(len(scenes), dtype=bool)
         resampling_used: Dict[str, str] = {}
+        radiometry: List[dict] = []
         with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR", GDAL_NUM_THREADS=1):
             for i, scene in enumerate(scenes):
+                applied: Dict[str, sensors.Harmonisation] = {}
                 for j, band in enumerate(want):
                     ctx.check()
                     bf = scene.bands[band]
-                    method = "nearest" if (bf.categorical or self.resampling == "nearest") else "bilinear"
+                    method = resampling_method(band, self.resampling, bf.categorical)
                     resampling_used[sensor.bands[j]] = method
-                    n = _sample_band(bf, grid, method, stacks[i, j])
+                    harm = scene.harmonisation(band, sensor.collection)
+                    if harm is not None:
+                        applied[sensor.bands[j]] = harm
+                    n = _sample_band(bf, grid, method, stacks[i, j], harm, band)
                     pixels_read += n
                     if n:
                         used[i] = True
+                if used[i]:
+                    radiometry.append(self._radiometry_record(scene, applied))
         if sensor.composite == "mosaic":
             data = _mosaic(stacks)
         else:
@@ -696,8 +1009,9 @@ class LocalProvider(Provider):
         n_bad = int(valid.size - np.count_nonzero(valid))
         if n_bad:
             data[:, ~valid] = np.float32(sensor.fill_value)
-        scales = {s.value_scale for s in scenes}
         used_scenes = [s for s, u in zip(scenes, used) if u]
+        s2 = any(r.get("harmonised") for r in radiometry)
+        scales = {s.value_scale for s in scenes}
         meta = {
             "backend": "local",
             "catalog": self.catalog_name,
@@ -710,25 +1024,51 @@ class LocalProvider(Provider):
             "scene_dates": [s.when() for s in used_scenes],
             "n_scenes": len(used_scenes),
             "resampling": resampling_used,
-            "values": "as stored (no scaling)",
-            "value_scale": scales.pop() if len(scales) == 1 else None,
+            "resampling_policy": self.resampling,
+            "values": ("harmonised Sentinel-2 DN (reflectance x 10000, no baseline offset)" if s2
+                       else "as stored (no scaling)"),
+            "value_scale": sensors.S2_REFLECTANCE_SCALE if s2 else (scales.pop() if len(scales) == 1 else None),
+            "radiometry": radiometry,
             "fill_value": sensor.fill_value,
             "nodata_fraction": n_bad / float(valid.size) if valid.size else 0.0,
             "nodata_pixels": n_bad,
             "source_pixels_read": int(pixels_read),
         }
         return Patch(data=np.ascontiguousarray(data, dtype=np.float32), bands=tuple(sensor.bands),
-                     grid=grid, meta=meta)
+                     grid=grid, meta=meta, valid=valid)
+
+    def _radiometry_record(self, scene: Scene, applied: Mapping[str, sensors.Harmonisation]) -> dict:
+        """What was done to one scene's values (and one warning per uncertain scene)."""
+        if not applied:
+            return {"scene": scene.id, "harmonised": False, "values": "as stored",
+                    "value_scale": scene.value_scale}
+        first = next(iter(applied.values()))
+        if not first.certain:
+            self._warn_once(scene, first)
+        rec = {"scene": scene.id, "harmonised": True, **first.to_dict()}
+        rec["bias_dn"] = {b: h.bias_for(sensors.canonical_band(b)) for b, h in applied.items()}
+        sources = sorted({h.source for h in applied.values()})
+        if len(sources) > 1:
+            rec["source"] = sources
+        return rec
+
+    def _warn_once(self, scene: Scene, h: sensors.Harmonisation) -> None:
+        with self._warn_lock:
+            if scene.id in self._warned:
+                return
+            self._warned.add(scene.id)
+        warn(f"local scene {scene.id!r} ({scene.when()}) is Sentinel-2 from on or after 2022-01-25 "
+             f"but its processing baseline is unknown, so its values are used as stored (as if "
+             f"already harmonised). If they carry ESA's -1000 DN offset, say so: "
+             f'"processing_baseline": "04.00" (or "offset": -1000) in its rs_embed.scene sidecar, '
+             f"s2:processing_baseline in its STAC item, or keep the product's MTD_MSIL*.xml beside it")
 
 
 # ------------------------------------------------------------------------- helpers
 
 
 def _sorted_bands(names: Iterable[str]) -> List[str]:
-    def key(b):
-        m = _BAND_NUM.match(b)
-        return (0, int(m.group(1)), m.group(2)) if m else (1, 0, b)
-    return sorted(names, key=key)
+    return sensors.sort_bands(names)
 
 
 def _grid_bounds_in(bf: BandFile, grid: Grid) -> Tuple[float, float, float, float]:
@@ -793,10 +1133,13 @@ def _ignore_spurious_mem_warning() -> None:
                                     category=NotGeoreferencedWarning, module=r"rasterio\.warp")
 
 
-def _sample_band(bf: BandFile, grid: Grid, method: str, out: np.ndarray) -> int:
+def _sample_band(bf: BandFile, grid: Grid, method: str, out: np.ndarray,
+                 harm: Optional[sensors.Harmonisation] = None, band: str = "") -> int:
     """Resample the needed window of one band onto ``grid`` into ``out`` (NaN = no data).
 
-    Returns how many source pixels were read (0 when the band does not reach the ROI).
+    ``harm`` (Sentinel-2 reflectance bands) brings the stored values to the harmonised
+    convention before resampling, with nodata already set aside. Returns how many
+    source pixels were read (0 when the band does not reach the ROI).
     """
     import rasterio
     from affine import Affine
@@ -820,11 +1163,14 @@ def _sample_band(bf: BandFile, grid: Grid, method: str, out: np.ndarray) -> int:
     a, b, c, d, e, f = bf.transform
     src_transform = Affine(a, b, c + a * col + b * row, d, e, f + d * col + e * row)
     nodata = bf.nodata
-    if arr.dtype.kind == "f":
-        arr = arr.astype(np.float32, copy=False)
+    if arr.dtype.kind == "f" or (harm is not None and not harm.identity):
+        raw = arr
+        arr = arr.astype(np.float32)
         if nodata is not None and not math.isnan(nodata):
-            arr = np.where(arr == nodata, np.float32(np.nan), arr)
+            arr[raw == nodata] = np.float32(np.nan)
         nodata = float("nan")
+        if harm is not None:
+            arr = sensors.harmonise(arr, harm, band)
     reproject(source=arr, destination=out, src_transform=src_transform, src_crs=src_crs,
               src_nodata=nodata, dst_transform=grid.affine(), dst_crs=grid.crs,
               dst_nodata=float("nan"), resampling=getattr(Resampling, method),
@@ -858,5 +1204,4 @@ def _mosaic(stacks: np.ndarray) -> np.ndarray:
     return out
 
 
-__all__ = ["LocalProvider", "Scene", "BandFile", "read_catalog", "canonical_band",
-           "CATEGORICAL_BANDS", "S2_COMMON_NAMES"]
+__all__ = ["LocalProvider", "Scene", "BandFile", "read_catalog"]

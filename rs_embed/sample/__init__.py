@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Tuple
 
+from .. import sensors
 from ..errors import SpecError
 from ..specs import PointBuffer, TemporalSpec
 
@@ -61,13 +62,12 @@ CRS = "EPSG:32618"
 #: the window the undated acquisition must lie in, half-open: [2015-06-23, 2016-06-11)
 TEMPORAL = TemporalSpec.range("2015-06-23", "2016-06-11")
 #: the Earth Engine collection whose values and band names the sample matches
-COLLECTION = "COPERNICUS/S2_HARMONIZED"
+COLLECTION = sensors.S2_L1C
 #: also accepted for the sample (identical to the harmonized collection before 2022)
-COLLECTION_ALIASES: Tuple[str, ...] = ("COPERNICUS/S2",)
-BANDS: Tuple[str, ...] = ("B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9",
-                          "B10", "B11", "B12")
+COLLECTION_ALIASES: Tuple[str, ...] = tuple(c.id for c in sensors.S2_L1C_PRODUCT.ee if not c.harmonised)
+BANDS: Tuple[str, ...] = sensors.S2_BANDS
 #: multiply the stored digital numbers by this to get TOA reflectance
-VALUE_SCALE = 1e-4
+VALUE_SCALE = sensors.S2_REFLECTANCE_SCALE
 
 LABELS: Tuple[str, ...] = ("water", "marsh", "beach", "forest", "cropland", "built-up")
 #: the half-side of every square in :func:`points`; larger buffers would leave the scene

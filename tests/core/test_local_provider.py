@@ -15,7 +15,8 @@ from rasterio.windows import from_bounds
 from rs_embed import BBox, PointBuffer, ProviderError, SensorSpec, SpecError, TemporalSpec, sample
 from rs_embed.geometry import roi_grid, transformer
 from rs_embed.providers import get_provider
-from rs_embed.providers.local import LocalProvider, canonical_band
+from rs_embed.providers.local import LocalProvider
+from rs_embed.sensors import canonical_band
 
 UTM = "EPSG:32618"
 X0, Y0 = 500_000.0, 4_400_000.0  # top-left of the synthetic scenes (UTM 18N, ~39.7 N)
@@ -264,10 +265,14 @@ def test_stac_catalog_of_local_files(tmp_path):
                        SensorSpec("sentinel-2-l2a", ("B4",)))
     with pytest.raises(ProviderError, match="exceed cloudy_pct=2"):
         provider.fetch(spatial, july, SensorSpec("sentinel-2-l2a", ("B4",), cloudy_pct=2))
+    # the sensor vocabulary knows the Earth Engine id of the same product ...
+    got = provider.fetch(spatial, july, SensorSpec("COPERNICUS/S2_SR_HARMONIZED", ("B4",)))
+    np.testing.assert_array_equal(got.data, patch.data[:1])
+    # ... and that Level-1C is another product
     with pytest.raises(ProviderError, match="sentinel-2-l2a"):
-        provider.fetch(spatial, july, SensorSpec("COPERNICUS/S2_SR_HARMONIZED", ("B4",)))
-    aliased = LocalProvider(tmp_path, aliases={"COPERNICUS/S2_SR_HARMONIZED": "sentinel-2-l2a"})
-    got = aliased.fetch(spatial, july, SensorSpec("COPERNICUS/S2_SR_HARMONIZED", ("B4",)))
+        provider.fetch(spatial, july, SensorSpec("COPERNICUS/S2_HARMONIZED", ("B4",)))
+    aliased = LocalProvider(tmp_path, aliases={"MYLAB/S2_L2A": "sentinel-2-l2a"})
+    got = aliased.fetch(spatial, july, SensorSpec("MYLAB/S2_L2A", ("B4",)))
     np.testing.assert_array_equal(got.data, patch.data[:1])
 
 

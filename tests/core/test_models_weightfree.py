@@ -13,7 +13,8 @@ import pytest
 from rs_embed.errors import ModelError
 from rs_embed.models import describe_model, get_embedder, list_models
 from rs_embed.models.rcf import RCF_BANDS, RCFEmbedder
-from rs_embed.models.spectral import INDICES, S2_BANDS, SpectralEmbedder
+from rs_embed.models.spectral import INDICES, SpectralEmbedder
+from rs_embed.sensors import S2_BANDS
 from rs_embed.specs import OutputSpec, SensorSpec
 
 POOLED, GRID = OutputSpec.pooled(), OutputSpec.grid()

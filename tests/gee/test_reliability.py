@@ -129,9 +129,10 @@ def test_bands_a_known_collection_lacks_are_refused_before_any_request(collectio
 
 
 def test_collections_rs_embed_does_not_know_are_left_to_the_server(provider):
-    provider.check(SensorSpec("MODIS/061/MOD09GA", ("sur_refl_b01",)))
-    with pytest.raises(SpecError, match="orbit"):
-        provider.check(SensorSpec("COPERNICUS/S1_GRD", ("VV",), orbit="sideways"))
+    assert provider.check_sensor(SensorSpec("MODIS/061/MOD09GA", ("sur_refl_b01",))) is None
+    assert provider.check_sensor(SensorSpec("COPERNICUS/S2_SR_HARMONIZED", ("B4", "AOT", "SCL"))) is None
+    assert "orbit" in provider.check_sensor(SensorSpec("COPERNICUS/S1_GRD", ("VV",), orbit="sideways"))
+    assert "B99" in provider.check_sensor(SensorSpec("COPERNICUS/S2_HARMONIZED", ("B4", "B99")))
 
 
 # -------------------------------------------------------------- fingerprint

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rs_embed.errors import ModelError
-from rs_embed.models.spectral import canonical_s2_band
+from rs_embed.sensors import canonical_band as canonical_s2_band
 from rs_embed.specs import OutputSpec, SensorSpec
 
 from .conftest import dn_patches

@@ -12,3 +12,4 @@ def gated():
     cls.reset(open_gate=False)
     yield cls
     cls.gate.set()
+

@@ -71,13 +71,16 @@ def test_year_no_time_and_one_file_layout(tmp_path):
     (lambda p: setattr(p.end_w, "value", dt.date(2015, 1, 1)), "start must be before end"),
     (lambda p: setattr(p.out_w, "value", "  "), "output path"),
 ])
-def test_bad_settings_are_a_message_not_a_traceback(tmp_path, setup, message):
+def test_bad_settings_disable_export_and_say_why(tmp_path, setup, message):
     panel = ExportPanel(make_picker(1), temporal=T, backend="local", out=str(tmp_path / "r"))
+    assert not panel.export_button.disabled and panel.disabled_reason.value == ""
     setup(panel)
-    panel.export_button.click()
+    # before any press: the button is off and the panel says why
+    assert panel.export_button.disabled
+    assert message in panel.disabled_reason.value and message in panel.export_button.tooltip
+    panel.export_button.click()  # a press anyway (e.g. from code) is refused the same way
     assert panel.status == "invalid" and not panel.running
     assert message in panel.message.value
-    assert not panel.export_button.disabled
     assert not (tmp_path / "r").exists()
 
 
@@ -92,13 +95,108 @@ def test_a_failing_export_ends_in_the_panel(tmp_path):
     assert "export failed" in panel.message.value
     assert "nothing in the local catalog covers" in panel.message.value
     assert not panel.export_button.disabled and panel.cancel_button.disabled
+    bar = panel.progress_box.children[0]
+    assert "failed" in bar.children[0].value and "starting" not in bar.children[0].value
+    assert bar.children[1].bar_style == "danger"
     # keeping going records the failure per point and says so in the summary
     panel.continue_w.value = True
     panel.export()
     panel.wait(60)
     assert panel.status == "failed" and panel.error == ""
     assert "<td>rcf</td><td>0</td><td>1</td>" in panel.summary.value
-    assert "rcf #0: ProviderError: nothing in the local catalog" in panel.summary.value
+    assert "nothing in the local catalog covers" in panel.summary.value
+
+
+def bar_of(panel):
+    return panel.progress_box.children[0].children[1]
+
+
+def test_every_roi_failing_is_red_with_one_error_per_cause(tmp_path):
+    # eight ROIs off the imagery, each with its own coordinates in the error message
+    picker = RoiPicker(show_sample=False)
+    for k in range(8):
+        picker.add_point(10.0 + 0.01 * k, 50.0, buffer_m=300)
+    panel = ExportPanel(picker, temporal=T, backend="local", out=str(tmp_path / "all_bad"))
+    # marked before the export: every ROI lies outside the imagery
+    assert picker.outside == picker.names
+    assert "8 ROI(s) lie partly or wholly outside the imagery" in panel.disabled_reason.value
+    assert not panel.export_button.disabled  # a warning, not a blocker
+    panel.export()
+    panel.wait(60)
+    assert panel.status == "failed"
+    assert bar_of(panel).bar_style == "danger"  # not a green 8/8
+    assert "8 failed" in panel.progress_box.children[0].children[0].value.replace("\u2007", " ")
+    summary = panel.summary.value
+    assert "0 of 8 ROI(s) exported" in summary
+    assert summary.count("<details class='rs-error-cause'") == 1  # one cause, not eight copies
+    assert "8 ROI(s), rcf" in summary
+    assert set(picker.statuses.values()) == {"failed"}
+
+
+def test_partial_export_is_amber_warns_of_nodata_and_offers_downloads(tmp_path):
+    picker = RoiPicker(show_sample=False)
+    picker.add(PTS[0].spatial, "inside")
+    picker.add_point(-75.575, 37.65, buffer_m=500, name="edge")  # about 80 % off the scene
+    picker.add_point(10.0, 50.0, buffer_m=300, name="far")
+    panel = ExportPanel(picker, temporal=T, backend="local", out=str(tmp_path / "mixed"))
+    assert picker.state("edge") == "partly outside" and picker.state("far") == "outside"
+    panel.export()
+    panel.wait(60)
+    assert panel.status == "partial"
+    assert bar_of(panel).bar_style == "warning"
+    assert "2 of 3 ROI(s) exported" in panel.summary.value
+    assert "mostly nodata" in panel.summary.value and "edge (rcf: 8" in panel.summary.value
+    assert picker.statuses == {"inside": "ok", "edge": "nodata", "far": "failed"}
+    # the download link carries the files themselves: no file server is needed
+    import base64
+    import io
+    import re
+    import zipfile
+
+    html = panel.downloads.value
+    href = re.search(r"class='rs-download rs-download-zip' download='mixed.zip' href='data:application/zip;base64,([^']+)'", html)
+    assert href, html[:300]
+    names = zipfile.ZipFile(io.BytesIO(base64.b64decode(href.group(1)))).namelist()
+    assert {"mixed/inside.npz", "mixed/inside.json", "mixed/edge.npz", "mixed/far.json"} <= set(names)
+
+
+def test_live_failures_turn_the_bar_amber_then_red(tmp_path):
+    panel = ExportPanel(spatials=[PTS[0].spatial] * 1, names=["a"], temporal=T, backend="local",
+                        out=str(tmp_path / "x"))
+    from tqdm.notebook import tqdm
+
+    panel._bar = tqdm(total=4, desc="starting", display=False)
+    panel._on_progress(2, 4, "export", 1)
+    assert bar_of_bar(panel._bar).bar_style == "warning" and "1 failed" in panel._bar.desc
+    assert "1 of 2 point(s) so far" in panel.live.value
+    panel._on_progress(3, 4, "export", 3)
+    assert bar_of_bar(panel._bar).bar_style == "danger"
+
+
+def bar_of_bar(bar):
+    return bar.container.children[1]
+
+
+def test_readiness_before_a_run(tmp_path):
+    panel = ExportPanel(make_picker(1), temporal=T, backend="local", out=str(tmp_path / "r"))
+    assert "rcf</b> on <code>local</code>: <span style='color:#2e7d32'>ready" in panel.readiness.value
+    panel.models_w.value = ("rcf", "gse")  # an Earth Engine product on the local backend
+    assert panel.export_button.disabled
+    assert "gse: model &#x27;gse&#x27; cannot read from backend &#x27;local&#x27;" in panel.disabled_reason.value
+    ready = {r.model: r.ready for r in panel.readiness_report()}
+    assert ready == {"rcf": True, "gse": False}
+    panel.export()
+    assert panel.status == "invalid" and "not ready" in panel.message.value
+    panel.models_w.value = ("rcf",)
+    assert not panel.export_button.disabled and panel.disabled_reason.value == ""
+
+
+def test_backends_come_from_the_registry():
+    from rs_embed.providers import register_provider
+
+    register_provider("toy_backend", "rs_embed.providers.local:LocalProvider")
+    panel = ExportPanel(spatials=[PTS[0].spatial], temporal=T, backend="local")
+    assert "toy_backend" in panel.backend_w.options and panel.backend_w.options[0] == "auto"
 
 
 def test_export_runs_in_the_background_with_progress(tmp_path, gated):
@@ -118,7 +216,8 @@ def test_export_runs_in_the_background_with_progress(tmp_path, gated):
     bar = panel.progress_box.children[0]
     assert bar.children[1].value == bar.children[1].max == 3
     assert "100%" in bar.children[0].value
-    assert "<td>gated_rcf</td><td>3</td><td>0</td>" in panel.summary.value
+    assert "<td>gated_rcf</td><td>3</td><td>0</td><td>0</td>" in panel.summary.value
+    assert bar_of(panel).bar_style == "success"
     res = panel.load()
     assert res.names == picker.names and res.status == "ok"
     assert np.isfinite(res.embedding("gated_rcf")).all()

@@ -125,3 +125,32 @@ def test_grid_overlay_sits_on_the_roi(exports):
     assert png.mode == "RGBA" and max(png.size) >= 256
     with pytest.raises(ValueError, match="grid"):
         embedding_overlay(exports["pooled"], "rcf", 0)
+
+
+def test_figures_are_readable_at_the_size_of_the_sample(sample_export):
+    from matplotlib.text import Annotation
+
+    from rs_embed import sample
+    from rs_embed.widgets import plot_embeddings as embeddings_figure
+    from rs_embed.widgets import plot_inputs as inputs_figure
+
+    groups = list(sample.labels())
+    figs = [embeddings_figure(sample_export, "spectral", groups=groups),
+            embeddings_figure(sample_export, "rcf"), inputs_figure(sample_export, "rcf")]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    for fig in figs:
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        renderer = canvas.get_renderer()
+        if fig._suptitle is not None:
+            assert fig._suptitle.get_fontsize() >= 10
+        for ax in fig.axes:
+            if ax.get_title():
+                assert ax.title.get_fontsize() >= 10, ax.get_title()
+            for ticks in (ax.get_xticklabels(), ax.get_yticklabels()):
+                boxes = [t.get_window_extent(renderer) for t in ticks if t.get_text()]
+                assert all(t.get_fontsize() >= 8 for t in ticks if t.get_text())
+                assert not any(a.overlaps(b) for a, b in zip(boxes, boxes[1:])), ax.get_title()
+        notes = [a.get_window_extent(renderer) for a in fig.findobj(Annotation)]
+        assert len(notes) <= 20  # 33 names on one scatter would overlap: the legend says it

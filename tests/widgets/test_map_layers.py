@@ -42,7 +42,7 @@ def test_a_local_catalog_folder_is_drawn_too(tmp_path):
     assert "T18SVG_20160101" in layers[0].name
     assert bounds == pytest.approx(sample.BOUNDS, abs=2e-4)
     picker = RoiPicker(show_sample=False, catalog=str(tmp_path))
-    assert layers[0].name in [layer.name for layer in picker.map.layers]
+    assert layers[0].name in [layer.name for layer in picker.layers.layers_of("Imagery")]
     lat, lon = picker.map.center
     assert sample.BOUNDS[0] < lon < sample.BOUNDS[2] and sample.BOUNDS[1] < lat < sample.BOUNDS[3]
 

@@ -43,6 +43,7 @@ NOTEBOOKS = {
     "01_quickstart.ipynb": {"exports": ["exports/quickstart", "exports/quickstart_grid.nc"], "figures": 4},
     "02_map_export.ipynb": {"exports": ["exports/map_run"], "figures": 0},
     "03_inspect.ipynb": {"exports": ["exports/inspect"], "figures": 5},
+    "05_search_and_probe.ipynb": {"exports": ["exports/search_probe"], "figures": 2},
 }
 
 
@@ -82,6 +83,13 @@ def test_notebook_runs_offline_and_its_exports_load(name, tmp_path):
         assert res.embedding("rcf").ndim == 4
         assert [r.name for r in load_rois(tmp_path / "exports/my_rois.geojson")] == res.names
         assert outputs(nb, "application/vnd.jupyter.widget-view+json")
+    if name == "05_search_and_probe.ipynb":  # the k-NN probe accuracy of each model is printed
+        text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "stream")
+        for model in ("rcf", "spectral"):
+            line = next(ln for ln in text.splitlines() if ln.startswith(f"k-NN probe accuracy, {model}:"))
+            assert float(line.split(": ")[1].split("%")[0]) > 60, line
+        many = next(c for c in nb.cells if "points_view(lons" in c.source)
+        assert "('lonboard._map', 'Map')" in str(many.outputs)  # 20,000 points went to lonboard
 
 
 def test_kernel_runs_other_cells_while_the_panel_exports(tmp_path):

@@ -15,10 +15,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ...errors import SpecError
+from ... import sensors
+from ...errors import SpecError, warn
 from ...geometry import Grid
+from ...sensors import EECollection
 from ...specs import SensorSpec, TemporalSpec
-from .catalog import (CLOUD_SCORE_PLUS, S1_LINEAR, CollectionInfo, collection_info, s1_collection,
+from ..base import DEFAULT_RESAMPLING, resampling_method
+from .catalog import (CLOUD_SCORE_PLUS, S1_LINEAR, collection_info, s1_collection,
                       s1_orbit, s1_polarisations)
 
 #: Bands rs_embed adds to every request (never returned to models).
@@ -52,7 +55,7 @@ class CloudScorePlus:
 class RequestPlan:
     """One ``computePixels`` request serving one or more sensors."""
 
-    info: CollectionInfo
+    info: EECollection
     collection: str  # the collection actually read (S1 linear/dB resolved)
     scale_m: float
     composite: str
@@ -62,6 +65,8 @@ class RequestPlan:
     s1_require_iw: bool
     s1_relax_iw_on_empty: bool
     cloud_score_plus: Optional[CloudScorePlus]
+    resampling: str = DEFAULT_RESAMPLING
+    requested_collection: Optional[str] = None  # when a non-harmonised id was asked for
     sensors: List[SensorSpec] = field(default_factory=list)
     positions: List[int] = field(default_factory=list)  # index of each sensor in the caller's list
     bands: List[str] = field(default_factory=list)  # union, first-seen order
@@ -127,11 +132,37 @@ class RequestPlan:
             return (date(y, 1, 1).isoformat(), date(y + 1, 1, 1).isoformat())
         return (temporal.start, temporal.end)
 
+    def band_resampling(self) -> Dict[str, str]:
+        """How each band is sampled onto the grid (the providers' shared policy).
+
+        Embedding products (annual) are sampled, never interpolated.
+        """
+        if self.info.annual:
+            return {b: "nearest" for b in self.bands}
+        return {b: resampling_method(b, self.resampling) for b in self.bands}
+
+    def radiometry(self) -> dict:
+        """What the values mean and where that fact comes from (the vocabulary)."""
+        prod = sensors.product(self.collection)
+        if prod is not None and prod.s2_baseline_offset:
+            rec = sensors.NONE_NEEDED.to_dict()
+            rec["source"] = f"Earth Engine harmonised collection {self.collection}"
+            if self.requested_collection:
+                rec["collection_requested"] = self.requested_collection
+                rec["note"] = (f"{self.requested_collection} is not harmonised; its harmonised twin "
+                               f"{self.collection} was read")
+            return rec
+        if prod is not None:
+            r = prod.radiometry_of(self.bands[0]) if self.bands else prod.radiometry["*"]
+            return {"convention": "as Earth Engine serves it", **r.to_dict()}
+        return {"convention": "as Earth Engine serves it", "source": "collection not in the sensor vocabulary"}
+
     def describe(self) -> dict:
         """JSON-ready summary of what this request filters and composites."""
         d = {"collection": self.collection, "composite": self.composite,
              "scale_m": self.scale_m, "cloud_filter": self.cloud_filter(),
-             "request_bands": list(self.bands)}
+             "request_bands": list(self.bands), "resampling": self.band_resampling(),
+             "resampling_policy": self.resampling, "radiometry": self.radiometry()}
         if self.cloud_score_plus is not None:
             d["cloud_score_plus"] = self.cloud_score_plus.to_dict()
         if self.is_s1:
@@ -172,13 +203,22 @@ class RequestPlan:
 
         bands = list(self.bands)
         csp = self.cloud_score_plus
+        methods = self.band_resampling()
+        smooth = [b for b in bands if methods[b] == "bilinear"]
+        other = [b for b in bands if methods[b] != "bilinear"]
 
         def prepare(img):
             img = ee.Image(img)
             if csp is not None:
                 img = img.linkCollection(ee.ImageCollection(CLOUD_SCORE_PLUS), [csp.band])
                 img = img.updateMask(img.select(csp.band).gte(csp.threshold))
-            return img.select(bands).toFloat()
+            img = img.select(bands).toFloat()
+            # per scene, in its native projection, before compositing drops it
+            if smooth and not other:
+                return img.resample("bilinear")
+            if smooth:
+                return img.select(smooth).resample("bilinear").addBands(img.select(other)).select(bands)
+            return img
 
         # A fully masked image with the right bands keeps an empty window answerable
         # (its scene count says 0) instead of failing on a band-less composite.
@@ -214,7 +254,7 @@ def grid_param(grid: Grid, col0: int = 0, row0: int = 0,
     }
 
 
-def _request_key(sensor: SensorSpec, info: CollectionInfo, collection: str) -> tuple:
+def _request_key(sensor: SensorSpec, info: EECollection, collection: str) -> tuple:
     key = [collection, float(sensor.scale_m), sensor.composite]
     key.append(float(sensor.cloudy_pct) if info.cloud_property else None)
     if info.family == "s1":
@@ -222,15 +262,32 @@ def _request_key(sensor: SensorSpec, info: CollectionInfo, collection: str) -> t
     return tuple(key)
 
 
-def plan_requests(sensors: Sequence[SensorSpec],
-                  cloud_score_plus: Optional[CloudScorePlus] = None) -> List[RequestPlan]:
-    """Group ``sensors`` into the fewest requests that return exactly their pixels."""
+_warned_unharmonised: set = set()
+
+
+def harmonised_collection(collection: str) -> str:
+    """The collection rs_embed reads for ``collection``: Earth Engine's non-harmonised
+    Sentinel-2 ids (``COPERNICUS/S2``, ``COPERNICUS/S2_SR``) are read from their harmonised
+    twins, so scenes after 2022-01-25 carry no +1000 DN offset; said once per process."""
+    target = sensors.harmonised_ee_id(collection)
+    if target != collection and collection not in _warned_unharmonised:
+        _warned_unharmonised.add(collection)
+        warn(f"Earth Engine's {collection} is not harmonised: scenes from 2022-01-25 on carry "
+             f"ESA's +1000 DN offset. rs_embed reads {target} instead, so every date follows one "
+             f"radiometric convention; ask for {target} to silence this warning")
+    return target
+
+
+def plan_requests(sensors_: Sequence[SensorSpec],
+                  cloud_score_plus: Optional[CloudScorePlus] = None,
+                  resampling: str = DEFAULT_RESAMPLING) -> List[RequestPlan]:
+    """Group ``sensors_`` into the fewest requests that return exactly their pixels."""
     plans: Dict[tuple, RequestPlan] = {}
-    for pos, sensor in enumerate(sensors):
+    for pos, sensor in enumerate(sensors_):
         if not isinstance(sensor, SensorSpec):
             raise SpecError(f"sensors[{pos}] must be a SensorSpec, got {type(sensor).__name__}: {sensor!r}")
         info = collection_info(sensor.collection)
-        collection = s1_collection(sensor) if info.family == "s1" else sensor.collection
+        collection = s1_collection(sensor) if info.family == "s1" else harmonised_collection(sensor.collection)
         if collection != sensor.collection:
             info = collection_info(collection)
         key = _request_key(sensor, info, collection)
@@ -243,7 +300,10 @@ def plan_requests(sensors: Sequence[SensorSpec],
                 orbit=s1_orbit(sensor) if info.family == "s1" else None,
                 s1_require_iw=bool(sensor.s1_require_iw) and info.family == "s1",
                 s1_relax_iw_on_empty=bool(sensor.s1_relax_iw_on_empty) and info.family == "s1",
-                cloud_score_plus=cloud_score_plus if info.cloud_score_plus else None)
+                cloud_score_plus=cloud_score_plus if info.cloud_score_plus else None,
+                resampling=resampling,
+                requested_collection=sensor.collection if collection != sensor.collection
+                and info.family == "s2" else None)
         plan.add(sensor, pos)
     return list(plans.values())
 

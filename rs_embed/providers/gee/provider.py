@@ -10,7 +10,7 @@ import numpy as np
 from ...errors import ProviderError, SpecError
 from ...geometry import roi_grid
 from ...specs import SensorSpec, SpatialSpec, TemporalSpec, check_spatial, check_temporal
-from ..base import Patch, Provider, current_fetch
+from ..base import DEFAULT_RESAMPLING, Patch, Provider, check_resampling, current_fetch
 from . import session as _session
 from .pixels import MAX_REQUEST_BYTES, PixelClient, RequestStats, RetryPolicy
 from .plan import IW_SCENES_BAND, SCENES_BAND, CloudScorePlus, RequestPlan, plan_requests
@@ -39,6 +39,11 @@ class GEEProvider(Provider):
     ``max_retries`` / ``retry_base_s`` / ``retry_cap_s``: backoff for transient errors.
     ``max_request_bytes``: answers larger than this are fetched as tiles (Earth Engine's
     limit is 48 MB). ``workload_tag`` labels the requests in Cloud billing reports.
+    ``resampling``: the policy shared with the local provider (``"bilinear"``: continuous
+    bands interpolated, categorical bands nearest; ``"nearest"``: every band nearest),
+    applied per scene with ``ee.Image.resample`` before compositing. Non-harmonised
+    Sentinel-2 ids (``COPERNICUS/S2``, ``COPERNICUS/S2_SR``) are read from their
+    harmonised twins, with one warning.
 
     The provider is thread-safe: the export engine calls :meth:`fetch` from many
     threads, and every request passes the project's process-wide in-flight limiter
@@ -58,8 +63,10 @@ class GEEProvider(Provider):
                  max_request_bytes: int = MAX_REQUEST_BYTES,
                  workload_tag: Optional[str] = "rs-embed",
                  credentials: Any = "persistent", http_transport: Any = None,
-                 sleep: Optional[Callable[[float], None]] = None, seed: Optional[int] = None):
+                 sleep: Optional[Callable[[float], None]] = None, seed: Optional[int] = None,
+                 resampling: str = DEFAULT_RESAMPLING):
         self.cloud_score_plus = _cloud_score_plus(cloud_score_plus)
+        self.resampling = check_resampling(resampling)
         if isinstance(max_request_bytes, bool) or not isinstance(max_request_bytes, int) \
                 or not 1024 <= max_request_bytes <= MAX_REQUEST_BYTES:
             raise SpecError(f"max_request_bytes must be an integer in [1024, {MAX_REQUEST_BYTES}], "
@@ -77,6 +84,14 @@ class GEEProvider(Provider):
                                    workload_tag=workload_tag, seed=seed, **kwargs)
 
     # -- Provider interface ------------------------------------------------------
+    @classmethod
+    def availability(cls) -> Optional[str]:
+        """None when Earth Engine can be used now, else why not (offline check)."""
+        status = _session.availability()
+        if status is True:
+            return None
+        return status or "earthengine-api is not installed: pip install 'rs_embed[gee]'"
+
     def limiter(self) -> _session.InFlightLimiter:
         return _session.limiter(self.session.project)
 
@@ -85,29 +100,28 @@ class GEEProvider(Provider):
         return f"Google Earth Engine ({project}, {self.session.endpoint} endpoint)"
 
     def settings(self) -> dict:
-        """What changes the pixels: the project (its assets and access) and cloud masking."""
+        """What changes the pixels: the project (its assets and access), cloud masking and
+        the resampling policy."""
         csp = self.cloud_score_plus
-        return {"project": self.session.project, "cloud_score_plus": csp.to_dict() if csp else None}
+        return {"project": self.session.project, "cloud_score_plus": csp.to_dict() if csp else None,
+                "resampling": self.resampling}
 
-    def check(self, sensor: SensorSpec) -> None:
-        """Refuse what no request can serve: bad Sentinel-1 options, and bands that the
-        collections rs_embed knows (Sentinel-2, Sentinel-1, GSE) do not have."""
+    def check_sensor(self, sensor: SensorSpec) -> Optional[str]:
+        """Why no request can serve ``sensor``: bad Sentinel-1 options, or bands that the
+        products of the sensor vocabulary say the collection lacks (``B10`` of Level-2A,
+        ``B08`` for ``B8``); None for collections the vocabulary does not know (the
+        server decides)."""
         if not isinstance(sensor, SensorSpec):
-            raise SpecError(f"sensor must be a SensorSpec, got {type(sensor).__name__}: {sensor!r}")
-        for plan in plan_requests([sensor], self.cloud_score_plus):
-            known = plan.info.bands
-            if known is None:
-                continue
-            unknown = [b for b in sensor.bands if b not in known]
-            if unknown:
-                hints = []
-                for b in unknown:
-                    alt = _closest_band(b, known)
-                    if alt:
-                        hints.append(f"{b!r} -> {alt!r}")
-                hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
-                raise SpecError(f"SensorSpec.bands {unknown} are not bands of the Earth Engine collection "
-                                f"{plan.collection!r}{hint}; it has {list(known)}")
+            return f"sensor must be a SensorSpec, got {type(sensor).__name__}: {sensor!r}"
+        try:
+            plans = plan_requests([sensor], self.cloud_score_plus, self.resampling)
+        except SpecError as exc:
+            return str(exc)
+        for plan in plans:
+            why = _unknown_bands(plan.collection, sensor.bands)
+            if why:
+                return why
+        return None
 
     def fetch(self, spatial: SpatialSpec, temporal: Optional[TemporalSpec],
               sensor: SensorSpec) -> Patch:
@@ -128,7 +142,7 @@ class GEEProvider(Provider):
         if isinstance(sensors, SensorSpec) or not isinstance(sensors, (list, tuple)) or not sensors:
             raise SpecError(f"sensors must be a non-empty list of SensorSpec, got {sensors!r}")
         _session.use_request_timeout(current_fetch().timeout_s)
-        plans = plan_requests(list(sensors), self.cloud_score_plus)
+        plans = plan_requests(list(sensors), self.cloud_score_plus, self.resampling)
         grids = {p.scale_m: roi_grid(spatial, p.scale_m) for p in plans}  # bad ROI fails before any request
         out: List[Union[Patch, Exception, None]] = [None] * len(sensors)
         for plan in plans:
@@ -152,7 +166,7 @@ class GEEProvider(Provider):
         spatial = check_spatial(spatial)
         temporal = check_temporal(temporal)
         bodies = []
-        for plan in plan_requests(list(sensors), self.cloud_score_plus):
+        for plan in plan_requests(list(sensors), self.cloud_score_plus, self.resampling):
             grid = roi_grid(spatial, plan.scale_m)
             params = self._client.params(plan.build_image(self.ee, grid, temporal), grid, plan.band_ids)
             params["expression"] = self.ee.serializer.encode(params["expression"])
@@ -204,7 +218,14 @@ class GEEProvider(Provider):
             meta = dict(copy.deepcopy(base_meta), fill_value=sensor.fill_value,
                         nodata_fraction=n_bad / float(valid.size) if valid.size else 0.0,
                         nodata_pixels=n_bad)
-            patches.append(Patch(data=data, bands=tuple(sensor.bands), grid=grid, meta=meta))
+            meta["resampling"] = {b: meta["resampling"][b] for b in sensor.bands}
+            if sensor.collection != plan.collection and plan.info.family == "s2":
+                meta["collection_requested"] = sensor.collection
+                meta["radiometry"]["collection_requested"] = sensor.collection
+            elif sensor.collection == plan.collection:
+                meta["radiometry"].pop("collection_requested", None)
+                meta["radiometry"].pop("note", None)
+            patches.append(Patch(data=data, bands=tuple(sensor.bands), grid=grid, meta=meta, valid=valid))
         return patches
 
     # -- off the hot path ----------------------------------------------------------
@@ -213,7 +234,7 @@ class GEEProvider(Provider):
         """Ids of the scenes a fetch would composite (one extra round trip; for inspection)."""
         spatial = check_spatial(spatial)
         temporal = check_temporal(temporal)
-        plan = plan_requests([sensor], self.cloud_score_plus)[0]
+        plan = plan_requests([sensor], self.cloud_score_plus, self.resampling)[0]
         grid = roi_grid(spatial, plan.scale_m)
         col, _ = plan.build_collection(self.ee, grid, temporal)
         try:
@@ -224,17 +245,37 @@ class GEEProvider(Provider):
             raise classify(exc, f"listing scenes of {plan.collection}")[0] from exc
 
 
-def _closest_band(name: str, known) -> Optional[str]:
-    """``B08`` -> ``B8``, ``b4`` -> ``B4``, ``vv`` -> ``VV``: a known band that differs
-    only in case or a leading zero."""
+def _unknown_bands(collection: str, bands) -> Optional[str]:
+    """Bands an Earth Engine collection of a known product does not have, with the
+    spelling Earth Engine uses where one was meant (band ids are matched exactly)."""
     import re
 
-    m = re.match(r"^([A-Za-z]+)0*(\d+)([A-Za-z]?)$", name)
-    flat = (m.group(1) + m.group(2) + m.group(3)).upper() if m else name.upper()
-    for k in known:
-        if k.upper() == flat or k.upper() == name.upper():
-            return k
-    return None
+    from ... import sensors
+
+    prod = sensors.product(collection)
+    if prod is None:
+        return None
+    known = set(prod.bands) | set(prod.quality_bands)
+    bad, hints = [], []
+    for b in bands:
+        if b in known:
+            continue
+        hit = prod.sensor.lookup(b) if prod.sensor.bands else None
+        if hit is not None and hit.name != b:
+            bad.append(b)  # Earth Engine matches band ids exactly: B08 is not B8
+            hints.append(f"{b!r} -> {hit.name!r}")
+        elif hit is not None and hit.kind in ("reflectance", "thermal", "backscatter") and hit.name not in known:
+            bad.append(b)  # a measured band of the sensor this product lacks (B10 of Level-2A)
+        elif hit is None and (not prod.sensor.bands or (
+                prod.sensor is sensors.SENTINEL2 and re.fullmatch(r"B\d+A?", b, re.IGNORECASE))):
+            bad.append(b)  # no band of the sensor at all
+    if not bad:
+        return None
+    hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+    have = sorted(known, key=lambda x: (len(x), x))
+    shown = ", ".join(have) if len(have) <= 20 else f"{', '.join(have[:6])}, ... {have[-1]} ({len(have)} bands)"
+    return (f"SensorSpec.bands {bad} are not bands of the Earth Engine collection {collection!r}"
+            f"{hint}; its bands: {shown}")
 
 
 __all__ = ["GEEProvider"]
