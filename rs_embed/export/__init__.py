@@ -8,7 +8,6 @@ over chunks of points. See ``docs/pages/export.md`` for the user guide.
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any, Callable, Dict, List, Optional, Union
 

@@ -36,14 +36,13 @@ from ..errors import SpecError
 from ..io import keys as K
 from ..io.atomic import (FileRecord, atomic_write_path_record, atomic_write_record, refreshed,
                          remove_stale_temps, verify_file, write_json)
-from ..io.lock import ExportLock
 from ..io.manifest import (MANIFEST_VERSION, aggregate_status, json_safe, request_fingerprint,
                            utc_now)
 from ..io.netcdf import (NC_LOCK, NcVar, NetCDFWriter, embedding_var, export_attrs, input_var,
                          lonlat_vars)
 from ..io.npz import (COMPRESSLEVEL, Piece, PieceReader, array_bytes, compress_piece,
                       inflate_piece, npy_header, write_npz_pieces)
-from .job import ExportJob, ensure_dir, package_version
+from .job import ExportJob, package_version, run_locked
 from .pipeline import (Cancelled, Fetched, Outcomes, Timings, interruption, nodata_warning,
                        run_chunks, stop_record, warn_mostly_nodata)
 from .progress import Progress
@@ -549,24 +548,8 @@ class CombinedExport:
 
     def run(self) -> dict:
         folder = os.path.dirname(os.path.abspath(self.path))
-        created = not os.path.isdir(folder)
-        ensure_dir(folder)
-        lock = ExportLock(K.combined_lock(self.base), self.path)
-        try:
-            lock.acquire()
-            self.preflight()
-        except BaseException:
-            lock.release()
-            if created:
-                try:
-                    os.rmdir(folder)
-                except OSError:
-                    pass
-            raise
-        try:
-            return self._run_locked(folder)
-        finally:
-            lock.release()
+        return run_locked(folder, K.combined_lock(self.base), self.path, self.preflight,
+                          lambda: self._run_locked(folder))
 
     def _run_locked(self, folder: str) -> dict:
         job = self.job

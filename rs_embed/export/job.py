@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ..errors import SpecError
 from ..geometry import grid_shape, utm_epsg
@@ -220,6 +220,36 @@ def build_job(*, spatials, temporal, models, out, layout, out_dir, out_path, nam
                      cancel=cancel)
 
 
+def run_locked(folder: str, lock_path: str, target: str, preflight: Callable[[], None],
+               body: Callable[[], Any]) -> Any:
+    """Run an export's ``body`` holding the target's lock (released on every way out).
+
+    ``preflight`` (checks of what is on disk) runs under the lock, before anything is
+    written; when it refuses, a ``folder`` this call created is removed again, so a
+    rejected request leaves nothing behind.
+    """
+    from ..io.lock import ExportLock
+
+    created = not os.path.isdir(folder)
+    ensure_dir(folder)
+    lock = ExportLock(lock_path, target)
+    try:
+        lock.acquire()
+        preflight()
+    except BaseException:
+        lock.release()
+        if created:
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass
+        raise
+    try:
+        return body()
+    finally:
+        lock.release()
+
+
 def package_version() -> str:
     from .. import __version__
 
@@ -230,4 +260,5 @@ def ensure_dir(path: str) -> None:
     os.makedirs(path or ".", exist_ok=True)
 
 
-__all__ = ["ExportJob", "build_job", "RUN_DEFAULTS", "package_version", "ensure_dir"]
+__all__ = ["ExportJob", "build_job", "RUN_DEFAULTS", "package_version", "ensure_dir", "run_locked",
+           "check_grids"]

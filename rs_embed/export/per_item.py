@@ -26,13 +26,12 @@ from ..errors import SpecError
 from ..io import keys as K
 from ..io.atomic import (FileRecord, atomic_write_path_record, refreshed, remove_stale_temps,
                          verify_file, write_json)
-from ..io.lock import ExportLock
 from ..io.manifest import (MANIFEST_VERSION, PointFingerprints, aggregate_status, json_safe,
                            request_fingerprint, sha1_array, utc_now)
 from ..io.netcdf import (crs_var, embedding_var, export_attrs, input_var, lonlat_vars,
                          write_netcdf)
 from ..io.npz import write_npz
-from .job import ExportJob, ensure_dir, package_version
+from .job import ExportJob, package_version, run_locked
 from .pipeline import (Cancelled, Fetched, Outcomes, Timings, interruption, nodata_warning,
                        run_chunks, stop_record, warn_mostly_nodata)
 from .progress import Progress
@@ -375,21 +374,7 @@ class PerItemExport:
 
     # -------------------------------------------------------------------- run
     def run(self) -> List[dict]:
-        created = not os.path.isdir(self.dir)
-        ensure_dir(self.dir)
-        lock = ExportLock(K.per_item_lock(self.dir), self.dir)
-        try:
-            lock.acquire()
-            self.preflight()
-        except BaseException:
-            lock.release()
-            if created:
-                _rmdir_quietly(self.dir)
-            raise
-        try:
-            return self._run_locked()
-        finally:
-            lock.release()
+        return run_locked(self.dir, K.per_item_lock(self.dir), self.dir, self.preflight, self._run_locked)
 
     def _run_locked(self) -> List[dict]:
         job = self.job
@@ -475,13 +460,6 @@ def _is_manifest(path: str) -> bool:
         return False
     return isinstance(doc, dict) and isinstance(doc.get("models"), list) and (
         "request_fingerprint" in doc or "point_index" in doc or "n_items" in doc)
-
-
-def _rmdir_quietly(path: str) -> None:
-    try:
-        os.rmdir(path)
-    except OSError:
-        pass
 
 
 __all__ = ["PerItemExport"]

@@ -251,14 +251,17 @@ def _remove_quietly(path: str) -> None:
         pass
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid) -> bool:
+    """Whether process ``pid`` runs on this machine (a process we may not signal counts)."""
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return False
     if pid == os.getpid():
         return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except OSError:  # PermissionError: it exists, but is someone else's
         return True
     return True
 
@@ -274,7 +277,7 @@ def remove_stale_temps(folder: str) -> int:
     with entries:
         for entry in entries:
             m = _TEMP.match(entry.name)
-            if not m or _alive(int(m.group(1))):
+            if not m or pid_alive(int(m.group(1))):
                 continue
             if m.group(2) == "tmpdir" and entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path, ignore_errors=True)
@@ -288,4 +291,4 @@ def remove_stale_temps(folder: str) -> int:
 
 __all__ = ["atomic_write", "atomic_write_record", "atomic_write_path", "atomic_write_path_record",
            "write_json", "dumps_json", "temp_path", "remove_stale_temps", "FileRecord",
-           "verify_file", "refreshed"]
+           "verify_file", "refreshed", "pid_alive"]

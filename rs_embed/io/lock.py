@@ -19,6 +19,7 @@ import time
 from typing import Optional
 
 from ..errors import RsEmbedError, SpecError
+from .atomic import pid_alive
 
 try:  # POSIX
     import fcntl
@@ -43,22 +44,6 @@ def _holder_text(holder: Optional[dict]) -> str:
         return "another process (it has not written its name yet)"
     return (f"pid {holder.get('pid')} on host {holder.get('host')!r} since {holder.get('started_at')} "
             f"(rs_embed {holder.get('version')})")
-
-
-def _alive_here(pid) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    except OSError:  # pragma: no cover
-        return True
-    return True
 
 
 def _read_holder(fd: int) -> Optional[dict]:
@@ -144,7 +129,7 @@ class ExportLock:
                 holder = _read_holder(fd)
                 os.close(fd)
                 if (holder and holder.get("host") == socket.gethostname()
-                        and not _alive_here(holder.get("pid"))):
+                        and not pid_alive(holder.get("pid"))):
                     self.took_over = holder
                     try:
                         os.remove(self.path)

@@ -6,7 +6,6 @@ import io
 import json
 import os
 import shutil
-import struct
 import zipfile
 
 import numpy as np
