@@ -25,6 +25,7 @@ _EXPORTS = {
     "catalog_layers": "rs_embed.widgets.overlays",
     "scene_layers": "rs_embed.widgets.overlays",
     "input_overlay": "rs_embed.widgets.overlays",
+    "embedding_overlays": "rs_embed.widgets.overlays",
     "PCA_RGB_LEGEND": "rs_embed.widgets.overlays",
     "SimilarityExplorer": "rs_embed.widgets.explorer",
     "ProbePanel": "rs_embed.widgets.probe_panel",

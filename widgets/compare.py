@@ -71,7 +71,7 @@ class CompareView(W.VBox):
     def show(self, k: int) -> None:
         """Show export ``k`` (its window) on both sides."""
         from .analysis import pca_project, pca_rgb
-        from .overlays import embedding_overlay, input_overlay
+        from .overlays import embedding_overlays, input_overlay
 
         res = self.results[int(k)]
         names = ev.item_names(res, self.names)
@@ -83,9 +83,7 @@ class CompareView(W.VBox):
             except ValueError:
                 pass
         if emb.ndim == 4:
-            for i in range(res.n_items):
-                if np.isfinite(emb[i]).any():
-                    right.append(embedding_overlay(res, self.model, i, names=names))
+            right.extend(embedding_overlays(res, self.model, names=names).values())
             from .overlays import PCA_RGB_LEGEND
 
             self.legend.value = PCA_RGB_LEGEND

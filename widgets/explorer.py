@@ -198,7 +198,8 @@ class SimilarityExplorer(W.VBox):
         else:
             self._layer.data = self.items.features(style, indices=list(marks) + list(colors))
         legend = colorbar_html("viridis", lo, hi, f"cosine similarity, top {len(hits)}")
-        legend += swatches_html([("query", "#555555"), ("positive", _POS), ("negative", _NEG)], outline=True)
+        legend += swatches_html([("query", _QUERY)]) + swatches_html([("positive", _POS), ("negative", _NEG)],
+                                                                     outline=True)
         self.items.layers.set_legend("Similarity", legend)
 
     def _on_interaction(self, **event) -> None:

@@ -209,8 +209,25 @@ def embedding_overlay(source, model: Optional[str] = None, item=0, *, opacity: f
     so overlays of different ROIs share one colour scale (:data:`PCA_RGB_LEGEND`). Attach
     it to its ROI so it sits in the *Embeddings* group and goes when the ROI moves:
     ``picker.attach("roi_01", embedding_overlay("exports/run", "rcf", "roi_01"),
-    legend=PCA_RGB_LEGEND)``.
+    legend=PCA_RGB_LEGEND)``. For every ROI at once use :func:`embedding_overlays`.
     """
+    from . import export_view as ev
+
+    res = ev.as_result(source)
+    names = ev.item_names(res, names)
+    if isinstance(item, str) and item not in names:
+        raise ValueError(f"no ROI named {item!r} in this export; its ROIs are {list(names)}")
+    i = names.index(item) if isinstance(item, str) else ev.select(res.n_items, [item], 1)[0]
+    layers = embedding_overlays(res, model, opacity=opacity, names=names, items=[i])
+    if names[i] not in layers:
+        raise ValueError(f"item {names[i]!r} has no embedding for {ev.pick_model(res, model)!r}")
+    return layers[names[i]]
+
+
+def embedding_overlays(source, model: Optional[str] = None, *, opacity: float = 0.75,
+                       names: Optional[Sequence[str]] = None, items: Optional[Sequence[int]] = None) -> dict:
+    """``{ROI name: layer}`` of the PCA-to-RGB image of every ROI with a grid embedding
+    (or of ``items``), from one PCA fitted on all of them."""
     from . import export_view as ev
     from .analysis import pca_rgb
 
@@ -221,22 +238,23 @@ def embedding_overlay(source, model: Optional[str] = None, item=0, *, opacity: f
         raise ValueError(f"{model!r} was exported as pooled vectors {emb.shape}; "
                          "export with output=OutputSpec.grid() for a map overlay")
     names = ev.item_names(res, names)
-    if isinstance(item, str) and item not in names:
-        raise ValueError(f"no ROI named {item!r} in this export; its ROIs are {list(names)}")
-    i = names.index(item) if isinstance(item, str) else ev.select(res.n_items, [item], 1)[0]
     ok = [j for j in range(res.n_items) if np.isfinite(emb[j]).any()]
-    if i not in ok:
-        raise ValueError(f"item {names[i]!r} has no embedding for {model!r}")
-    rgb = pca_rgb([emb[j] for j in ok])[ok.index(i)]
-    h, w = rgb.shape[:2]
-    patch = ev.inputs(res, model)[i]
-    in_hw = patch.shape[-2:] if patch is not None else (h, w)
-    crs, transform = ev.input_grid(res, model, i, in_hw)
-    cell = transform @ Affine.scale(in_hw[1] / w, in_hw[0] / h)
-    warped, bounds = warp_to_web_mercator(np.moveaxis(rgb, -1, 0), crs, cell,
-                                          min_size=256, nearest=True)
-    return image_overlay(np.moveaxis(warped, 0, -1), bounds,
-                         name=f"{model} PCA: {names[i]}", opacity=opacity)
+    if not ok:
+        return {}
+    rgbs = dict(zip(ok, pca_rgb([emb[j] for j in ok])))
+    patches = ev.inputs(res, model)
+    out = {}
+    for i in (ok if items is None else [j for j in items if j in rgbs]):
+        rgb = rgbs[i]
+        h, w = rgb.shape[:2]
+        in_hw = patches[i].shape[-2:] if patches[i] is not None else (h, w)
+        crs, transform = ev.input_grid(res, model, i, in_hw)
+        cell = transform @ Affine.scale(in_hw[1] / w, in_hw[0] / h)
+        warped, bounds = warp_to_web_mercator(np.moveaxis(rgb, -1, 0), crs, cell,
+                                              min_size=256, nearest=True)
+        out[names[i]] = image_overlay(np.moveaxis(warped, 0, -1), bounds,
+                                      name=f"{model} PCA: {names[i]}", opacity=opacity)
+    return out
 
 
 def input_overlay(source, model: Optional[str] = None, item=0, *, names: Optional[Sequence[str]] = None):
