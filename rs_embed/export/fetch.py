@@ -199,9 +199,10 @@ class Fetcher:
                     exc.point_index, exc.model, exc.stage = i, None, "fetch"  # type: ignore[attr-defined]
                     raise
                 seconds = ((task.finished or time.monotonic()) - (task.started or time.monotonic())) / len(gids)
-                if task.error is not None:
+                if task.error is not None:  # attempts: the provider's own, when it retried itself
+                    n = max(task.attempts_made, getattr(task.error, "attempts", 0) or 0)
                     for gid in gids:
-                        got[gid] = FetchResult(exc=task.error, attempts=task.attempts_made, seconds=seconds)
+                        got[gid] = FetchResult(exc=task.error, attempts=n, seconds=seconds)
                     continue
                 for gid, (patch, report) in zip(gids, task.value):
                     got[gid] = FetchResult(patch=patch, attempts=task.attempts_made, seconds=seconds,

@@ -55,6 +55,7 @@ def test_the_export_engine_does_not_retry_what_earth_engine_retried(transport, t
     assert len(transport.compute_pixels_calls()) == 3 * (2 + 1)  # not 3 x (5 + 1) x (2 + 1)
     err = res[0]["models"][0]["error_info"]
     assert err["type"] == "ProviderError" and "HTTP 429" in err["message"] and "gave up after 3" in err["message"]
+    assert err["attempts"] == 3 and res[0]["models"][0]["fetch_attempts"] == 3  # Earth Engine's requests
 
 
 def test_retries_stop_at_the_fetch_deadline(transport):
