@@ -82,7 +82,7 @@ from .. import sensors
 from ..errors import ProviderError, SpecError, warn
 from ..geometry import Grid, roi_grid, transformer
 from ..specs import SensorSpec, SpatialSpec, TemporalSpec, check_spatial, check_temporal
-from .base import Patch, Provider, check_resampling, resampling_method
+from .base import Patch, Provider, check_resampling, current_fetch, resampling_method
 from .compositing import composite, fill_invalid
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
@@ -840,6 +840,29 @@ class LocalProvider(Provider):
                 out.update(s.bands)
         return _sorted_bands(out)
 
+    # -- identity --------------------------------------------------------------------
+    def settings(self) -> dict:
+        """What changes the pixels: the catalog's content (not where it lies on disk, so a
+        fingerprint is the same on every machine), the resampling and the aliases."""
+        digest = getattr(self, "_catalog_digest", None)
+        if digest is None:
+            import hashlib
+
+            rows = []
+            for sc in self._scenes:
+                rows.append([sc.id, sc.collection, list(sc.aliases), sc.datetime,
+                             sc.start.isoformat() if sc.start else None,
+                             sc.end.isoformat() if sc.end else None, sc.cloud_cover, sc.value_scale,
+                             {b: [os.path.basename(bf.path), bf.index, bf.crs, list(bf.transform),
+                                  bf.width, bf.height, bf.nodata, bf.categorical]
+                              for b, bf in sorted(sc.bands.items())},
+                             sc.signals.to_dict()])  # what its radiometry is derived from
+            text = json.dumps(rows, sort_keys=True, separators=(",", ":"), default=str)
+            digest = self._catalog_digest = hashlib.sha1(text.encode("utf-8")).hexdigest()
+        return {"catalog": {"scenes": len(self._scenes), "sha1": digest},
+                "resampling": self.resampling,
+                "aliases": {k: list(v) for k, v in sorted(self.aliases.items())}}
+
     # -- selection -----------------------------------------------------------------
     def _check(self, spatial, temporal, sensor):
         spatial = check_spatial(spatial)
@@ -952,6 +975,7 @@ class LocalProvider(Provider):
               sensor: SensorSpec) -> Patch:
         import rasterio
 
+        ctx = current_fetch()  # the caller's time budget and cancel: looked at between reads
         scenes, grid = self.select(spatial, temporal, sensor)
         _ignore_spurious_mem_warning()
         want = [sensors.canonical_band(b) for b in sensor.bands]
@@ -965,6 +989,7 @@ class LocalProvider(Provider):
             for i, scene in enumerate(scenes):
                 applied: Dict[str, sensors.Harmonisation] = {}
                 for j, band in enumerate(want):
+                    ctx.check()
                     bf = scene.bands[band]
                     method = resampling_method(band, self.resampling, bf.categorical)
                     resampling_used[sensor.bands[j]] = method
