@@ -127,18 +127,41 @@ class Grid:
         return ring + [ring[0]]
 
 
-def roi_grid(spatial: SpatialSpec, scale_m: float) -> Grid:
-    """The grid a provider samples for ``spatial`` at ``scale_m`` metres per pixel."""
+def _scale(scale_m) -> float:
     if not (isinstance(scale_m, (int, float)) and math.isfinite(scale_m) and scale_m > 0):
         raise SpecError(f"scale_m must be a positive number of metres, got {scale_m!r}")
-    s = float(scale_m)
+    return float(scale_m)
+
+
+def _buffer_pixels(buffer_m: float, s: float) -> int:
+    return max(1, int(round(2.0 * buffer_m / s)))
+
+
+def grid_shape(spatial: SpatialSpec, scale_m: float) -> Tuple[int, int]:
+    """``(width, height)`` of :func:`roi_grid` without projecting a ``PointBuffer``.
+
+    Raises the same ``SpecError`` as :func:`roi_grid` for ROIs outside the grid system,
+    so a request can be checked before anything is fetched.
+    """
+    if isinstance(spatial, PointBuffer):
+        s = _scale(scale_m)
+        utm_epsg(*spatial.center)
+        n = _buffer_pixels(spatial.buffer_m, s)
+        return n, n
+    g = roi_grid(spatial, scale_m)
+    return g.width, g.height
+
+
+def roi_grid(spatial: SpatialSpec, scale_m: float) -> Grid:
+    """The grid a provider samples for ``spatial`` at ``scale_m`` metres per pixel."""
+    s = _scale(scale_m)
     lon, lat = spatial.center
     epsg = utm_epsg(lon, lat)
     crs = f"EPSG:{epsg}"
     fwd = transformer("EPSG:4326", crs)
     if isinstance(spatial, PointBuffer):
         cx, cy = fwd.transform(lon, lat)
-        n = max(1, int(round(2.0 * spatial.buffer_m / s)))
+        n = _buffer_pixels(spatial.buffer_m, s)
         x0 = round((cx - spatial.buffer_m) / s) * s
         y1 = round((cy + spatial.buffer_m) / s) * s
         return Grid(crs, (s, 0.0, x0, 0.0, -s, y1), n, n)
@@ -187,4 +210,4 @@ def cell_grid(grid: Grid, origin_px: Tuple[float, float], cell_px: Tuple[float, 
             "width": int(shape[1]), "height": int(shape[0])}
 
 
-__all__ = ["Grid", "roi_grid", "roi_footprint", "cell_grid", "utm_epsg", "transformer"]
+__all__ = ["Grid", "roi_grid", "grid_shape", "roi_footprint", "cell_grid", "utm_epsg", "transformer"]

@@ -543,6 +543,29 @@ class RoiPicker(W.VBox):
             a, b = self._context_bounds, bounds
             self._context_bounds = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
 
+    def show_footprints(self, provider, temporal, sensor) -> dict:
+        """Draw the footprints of the items ``provider`` would read for the ROIs.
+
+        ``provider``: a STAC backend (anything with ``footprints(spatial, temporal,
+        sensor)`` returning GeoJSON). Replaces the previous footprints; returns the
+        FeatureCollection drawn (each item once).
+        """
+        seen, feats = set(), []
+        for roi in self.rois:
+            for feat in provider.footprints(roi.spatial, temporal, sensor)["features"]:
+                if feat.get("id") not in seen:
+                    seen.add(feat.get("id"))
+                    feats.append(feat)
+        fc = {"type": "FeatureCollection", "features": feats}
+        old = getattr(self, "footprint_layer", None)
+        if old is not None and old in self.map.layers:
+            self.map.remove(old)
+        self.footprint_layer = L.GeoJSON(data=fc, name=f"items ({len(feats)})",
+                                         style={"color": "#ff7f0e", "weight": 1, "fillOpacity": 0.05})
+        self.map.add(self.footprint_layer)
+        self.message = f"{len(feats)} item(s) found for the window"
+        return fc
+
     # -------------------------------------------------------------------- views
     def _render(self) -> None:
         self._render_layers()

@@ -3,18 +3,26 @@
 A provider knows where pixels come from (local rasters, Earth Engine, ...) and
 nothing about models. Given an ROI, a time window and a :class:`SensorSpec`, it
 returns a :class:`Patch` on the ROI's grid (:func:`rs_embed.geometry.roi_grid`).
+
+What the caller allows a fetch (how long, whether to stop) travels beside the call in
+a :class:`FetchContext` (see :func:`current_fetch`), so the ``fetch`` signature stays
+the same for every backend and every caller.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import threading
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import ClassVar, List, Optional, Sequence, Tuple, Union
+from typing import ClassVar, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .. import sensors
-from ..errors import SpecError
+from ..errors import ProviderError, SpecError
 from ..geometry import Grid
 from ..specs import SensorSpec, SpatialSpec, TemporalSpec
 
@@ -38,6 +46,98 @@ def resampling_method(band: str, policy: str = DEFAULT_RESAMPLING, categorical: 
     if categorical is None:
         categorical = sensors.is_categorical(band)
     return "nearest" if policy == "nearest" or categorical else "bilinear"
+
+
+#: default of ``export_batch(fetch_timeout_s=...)``: the longest one fetch (every
+#: request a provider sends for one patch, its own retries included) may take.
+#: Earth Engine gives up on interactive requests after about five minutes.
+DEFAULT_FETCH_TIMEOUT_S = 300.0
+
+
+class FetchTimeout(ProviderError):
+    """A fetch ran past its time budget (``fetch_timeout_s``); transient."""
+
+    def __init__(self, message: str):
+        super().__init__(message, transient=True)
+
+
+class FetchCancelled(ProviderError):
+    """The caller stopped the export (``cancel`` event, Ctrl-C) while this fetch ran."""
+
+    def __init__(self, message: str = "the fetch was cancelled"):
+        super().__init__(message, transient=False)
+
+
+@dataclass(frozen=True)
+class FetchContext:
+    """What the caller allows one fetch: a time budget and a way to stop it.
+
+    ``timeout_s`` bounds each request a provider sends (its socket or HTTP timeout);
+    ``deadline`` (a :func:`time.monotonic` value) is when the whole fetch, retries
+    inside the provider included, must be over; ``cancel`` is set when the caller
+    stops. Providers ask :meth:`request_timeout` before each request and call
+    :meth:`check` between steps (scenes, bands, retries).
+    """
+
+    timeout_s: float = DEFAULT_FETCH_TIMEOUT_S
+    deadline: Optional[float] = None
+    cancel: Optional[threading.Event] = field(default=None, compare=False)
+    what: str = "fetch"
+
+    def remaining(self) -> Optional[float]:
+        """Seconds left before the deadline (None: no deadline)."""
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def cancelled(self) -> bool:
+        return self.cancel is not None and self.cancel.is_set()
+
+    def check(self) -> None:
+        """Raise :class:`FetchCancelled` or :class:`FetchTimeout` when the fetch must stop."""
+        if self.cancelled():
+            raise FetchCancelled(f"{self.what} was cancelled")
+        left = self.remaining()
+        if left is not None and left <= 0:
+            raise FetchTimeout(f"{self.what} ran past its time budget "
+                               f"(fetch_timeout_s={self.timeout_s:g})")
+
+    def request_timeout(self) -> float:
+        """The timeout to give the next request: ``timeout_s``, shortened to the deadline."""
+        self.check()
+        left = self.remaining()
+        return self.timeout_s if left is None else max(0.001, min(self.timeout_s, left))
+
+    def allows_wait(self, seconds: float) -> bool:
+        """Whether sleeping ``seconds`` (a retry backoff) still leaves time for a request."""
+        left = self.remaining()
+        return not self.cancelled() and (left is None or seconds < left)
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` (a backoff), waking at once when the fetch is cancelled."""
+        if self.cancel is not None:
+            if self.cancel.wait(max(0.0, seconds)):
+                raise FetchCancelled(f"{self.what} was cancelled")
+        elif seconds > 0:
+            time.sleep(seconds)
+
+
+_CURRENT: contextvars.ContextVar[FetchContext] = contextvars.ContextVar("rs_embed_fetch")
+_DEFAULT = FetchContext()
+
+
+def current_fetch() -> FetchContext:
+    """The :class:`FetchContext` of the fetch running in this thread (a default one
+    outside any export: ``DEFAULT_FETCH_TIMEOUT_S`` per request, no deadline)."""
+    return _CURRENT.get(_DEFAULT)
+
+
+@contextlib.contextmanager
+def fetch_scope(ctx: FetchContext) -> Iterator[FetchContext]:
+    """Run the block (one fetch) under ``ctx``; :func:`current_fetch` returns it there."""
+    token = _CURRENT.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _CURRENT.reset(token)
 
 
 @dataclass
@@ -75,10 +175,34 @@ class Patch:
 
 
 class Provider(ABC):
-    """Base class of imagery backends; register new ones with ``register_provider``."""
+    """Base class of imagery backends; register new ones with ``register_provider``.
+
+    The contract every provider keeps (the export engine relies on it):
+
+    * :meth:`fetch` returns a :class:`Patch` or raises :class:`ProviderError`
+      (``transient=True`` when trying again can help). It may be called from many
+      threads at once.
+    * **Time.** :func:`current_fetch` gives the :class:`FetchContext` of the call. Give
+      each request to the backend ``ctx.request_timeout()`` as its timeout (socket,
+      HTTP, ``GDAL_HTTP_TIMEOUT``), call ``ctx.check()`` between steps (scenes, bands,
+      tiles) and before each retry, and wait with ``ctx.sleep()``. A provider that
+      retries by itself sets ``retries_itself = True``, keeps all retries of one fetch
+      within one budget and the context's deadline, and marks the error it finally
+      raises with ``attempts`` (the engine then does not retry it again). The engine
+      abandons a fetch still running past its deadline, so a provider that ignores the
+      context cannot hang an export, but it leaves a thread behind.
+    * **Pre-flight.** :meth:`check_sensor` says, cheaply and without fetching, why the
+      backend cannot serve a sensor (unknown collection or band): the export refuses
+      the request with that reason before any file is written.
+    * **Identity.** :meth:`settings` returns every setting that changes the pixels
+      (catalog, resampling, cloud masking, project, ...): it is part of an export's
+      request fingerprint, so a resume never keeps files made with other settings.
+    """
 
     #: registry name, e.g. ``"local"`` or ``"gee"``
     name: ClassVar[str] = ""
+    #: True when :meth:`fetch` retries transient failures itself (see the contract)
+    retries_itself: ClassVar[bool] = False
 
     @abstractmethod
     def fetch(self, spatial: SpatialSpec, temporal: Optional[TemporalSpec],
@@ -106,19 +230,17 @@ class Provider(ABC):
                 out.append(exc)
         return out
 
-    def coverage(self) -> str:
-        """A one-line human description of what this provider can serve."""
-        return self.name
+    def check_sensor(self, sensor: SensorSpec) -> Optional[str]:
+        """Why this backend cannot serve ``sensor`` anywhere (collection or bands it does
+        not hold), or None when it can or cannot tell without fetching. Cheap: no pixel is
+        read. An export refuses the request with this reason (``SpecError``) before any
+        file is written."""
+        return None
 
     @classmethod
     def availability(cls) -> Optional[str]:
         """Why this backend cannot be used here now (missing client, no credentials), or
         None. Cheap and offline; the class is asked, so nothing is opened."""
-        return None
-
-    def check_sensor(self, sensor: SensorSpec) -> Optional[str]:
-        """Why this backend cannot serve ``sensor`` anywhere (collection or bands it does
-        not hold), or None when it can or cannot tell without fetching."""
         return None
 
     def coverage_fraction(self, spatials: Sequence[SpatialSpec], temporal: Optional[TemporalSpec] = None,
@@ -128,9 +250,23 @@ class Provider(ABC):
         archive such as Earth Engine)."""
         return [None] * len(spatials)
 
+    def settings(self) -> dict:
+        """JSON-ready settings that change the pixels this provider returns."""
+        return {}
+
+    def identity(self) -> dict:
+        """Class and :meth:`settings`: what an export's fingerprint records of the provider."""
+        cls = type(self)
+        return {"class": f"{cls.__module__}.{cls.__qualname__}", **self.settings()}
+
+    def coverage(self) -> str:
+        """A one-line human description of what this provider can serve."""
+        return self.name
+
     def close(self) -> None:
         """Release open files or sessions (optional)."""
 
 
-__all__ = ["Patch", "Provider", "RESAMPLING_POLICIES", "DEFAULT_RESAMPLING", "check_resampling",
-           "resampling_method"]
+__all__ = ["Patch", "Provider", "FetchContext", "FetchTimeout", "FetchCancelled",
+           "current_fetch", "fetch_scope", "DEFAULT_FETCH_TIMEOUT_S", "RESAMPLING_POLICIES",
+           "DEFAULT_RESAMPLING", "check_resampling", "resampling_method"]

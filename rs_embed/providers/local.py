@@ -97,7 +97,8 @@ from .. import sensors
 from ..errors import ProviderError, SpecError, warn
 from ..geometry import Grid, roi_grid, transformer
 from ..specs import SensorSpec, SpatialSpec, TemporalSpec, check_spatial, check_temporal
-from .base import Patch, Provider, check_resampling, resampling_method
+from .base import Patch, Provider, check_resampling, current_fetch, resampling_method
+from .compositing import composite, fill_invalid
 
 RASTER_SUFFIXES = (".tif", ".tiff", ".jp2")
 SCENE_TYPE = "rs_embed.scene"
@@ -854,6 +855,29 @@ class LocalProvider(Provider):
                 out.update(s.bands)
         return _sorted_bands(out)
 
+    # -- identity --------------------------------------------------------------------
+    def settings(self) -> dict:
+        """What changes the pixels: the catalog's content (not where it lies on disk, so a
+        fingerprint is the same on every machine), the resampling and the aliases."""
+        digest = getattr(self, "_catalog_digest", None)
+        if digest is None:
+            import hashlib
+
+            rows = []
+            for sc in self._scenes:
+                rows.append([sc.id, sc.collection, list(sc.aliases), sc.datetime,
+                             sc.start.isoformat() if sc.start else None,
+                             sc.end.isoformat() if sc.end else None, sc.cloud_cover, sc.value_scale,
+                             {b: [os.path.basename(bf.path), bf.index, bf.crs, list(bf.transform),
+                                  bf.width, bf.height, bf.nodata, bf.categorical]
+                              for b, bf in sorted(sc.bands.items())},
+                             sc.signals.to_dict()])  # what its radiometry is derived from
+            text = json.dumps(rows, sort_keys=True, separators=(",", ":"), default=str)
+            digest = self._catalog_digest = hashlib.sha1(text.encode("utf-8")).hexdigest()
+        return {"catalog": {"scenes": len(self._scenes), "sha1": digest},
+                "resampling": self.resampling,
+                "aliases": {k: list(v) for k, v in sorted(self.aliases.items())}}
+
     # -- selection -----------------------------------------------------------------
     def _check(self, spatial, temporal, sensor):
         spatial = check_spatial(spatial)
@@ -970,6 +994,7 @@ class LocalProvider(Provider):
               sensor: SensorSpec) -> Patch:
         import rasterio
 
+        ctx = current_fetch()  # the caller's time budget and cancel: looked at between reads
         scenes, grid = self.select(spatial, temporal, sensor)
         _ignore_spurious_mem_warning()
         want = [sensors.canonical_band(b) for b in sensor.bands]
@@ -983,6 +1008,7 @@ class LocalProvider(Provider):
             for i, scene in enumerate(scenes):
                 applied: Dict[str, sensors.Harmonisation] = {}
                 for j, band in enumerate(want):
+                    ctx.check()
                     bf = scene.bands[band]
                     method = resampling_method(band, self.resampling, bf.categorical)
                     resampling_used[sensor.bands[j]] = method
@@ -995,14 +1021,8 @@ class LocalProvider(Provider):
                         used[i] = True
                 if used[i]:
                     radiometry.append(self._radiometry_record(scene, applied))
-        if sensor.composite == "mosaic":
-            data = _mosaic(stacks)
-        else:
-            data = _median(stacks)
-        valid = np.all(np.isfinite(data), axis=0)
-        n_bad = int(valid.size - np.count_nonzero(valid))
-        if n_bad:
-            data[:, ~valid] = np.float32(sensor.fill_value)
+        data = composite(stacks, sensor.composite)
+        valid, filled = fill_invalid(data, sensor.fill_value)
         used_scenes = [s for s, u in zip(scenes, used) if u]
         s2 = any(r.get("harmonised") for r in radiometry)
         scales = {s.value_scale for s in scenes}
@@ -1025,9 +1045,7 @@ class LocalProvider(Provider):
                        else "as stored (no scaling)"),
             "value_scale": sensors.S2_REFLECTANCE_SCALE if s2 else (scales.pop() if len(scales) == 1 else None),
             "radiometry": radiometry,
-            "fill_value": sensor.fill_value,
-            "nodata_fraction": n_bad / float(valid.size) if valid.size else 0.0,
-            "nodata_pixels": n_bad,
+            **filled,
             "source_pixels_read": int(pixels_read),
         }
         return Patch(data=np.ascontiguousarray(data, dtype=np.float32), bands=tuple(sensor.bands),
@@ -1181,32 +1199,6 @@ def _sample_band(bf: BandFile, grid: Grid, method: str, out: np.ndarray,
               dst_nodata=float("nan"), resampling=getattr(Resampling, method),
               init_dest_nodata=True, num_threads=1)
     return int(width * height)
-
-
-def _median(stacks: np.ndarray) -> np.ndarray:
-    """Per band and pixel median over scenes, ignoring NaN (all-NaN stays NaN)."""
-    if stacks.shape[0] == 1:
-        return stacks[0].copy()
-    # no scene there: set aside first, as nanmedian warns on all-NaN slices (and
-    # silencing warnings is not thread-safe)
-    empty = np.all(np.isnan(stacks), axis=0)
-    if empty.any():
-        stacks = stacks.copy()
-        stacks[:, empty] = 0.0
-    out = np.nanmedian(stacks, axis=0).astype(np.float32)
-    out[empty] = np.nan
-    return out
-
-
-def _mosaic(stacks: np.ndarray) -> np.ndarray:
-    """Per band and pixel, the latest scene with data (scenes are oldest first)."""
-    out = stacks[-1].copy()
-    for k in range(stacks.shape[0] - 2, -1, -1):
-        hole = np.isnan(out)
-        if not hole.any():
-            break
-        out[hole] = stacks[k][hole]
-    return out
 
 
 __all__ = ["LocalProvider", "Scene", "BandFile", "read_catalog"]

@@ -314,6 +314,41 @@ GSE_ANNUAL_PRODUCT = Product(
     ee=(EECollection("GOOGLE/SATELLITE_EMBEDDING/V1/ANNUAL", "gse_annual", "annual", annual=True),),
 )
 
+@dataclass(frozen=True)
+class PublicCogs:
+    """A product published as public COGs outside any STAC API, and how to read them."""
+
+    product: str
+    index_url: str                            # the published file index
+    href_rewrite: Mapping[str, str]           # index paths -> anonymous HTTPS
+    dtype: str
+    nodata: float
+    quantisation: str                         # stored code -> value
+    quantisation_divisor: float
+    bottom_up: bool                           # positive y resolution
+    attribution: str
+    source: str
+
+
+#: Google's AlphaEarth annual embeddings as public COGs (Source Cooperative copy; Google's
+#: own bucket gs://alphaearth_foundations is requester pays). Sources: Google, "AlphaEarth
+#: Foundations GCS data" (developers.google.com/earth-engine/guides/aef_on_gcs_readme):
+#: 8192 x 8192 px files of 64 int8 bands A00..A63 per year and UTM zone, value -128 = masked
+#: in every band, de-quantisation (v / 127.5) ** 2 * sign(v); Source Cooperative
+#: (source.coop/tge-labs/aef): the index aef_index.parquet (columns year, path, utm_zone,
+#: wgs84_west/south/east/north) and "bottom-up" files (positive y resolution).
+GSE_PUBLIC_COGS = PublicCogs(
+    product="gse_annual",
+    index_url="https://data.source.coop/tge-labs/aef/v1/annual/aef_index.parquet",
+    href_rewrite={"s3://us-west-2.opendata.source.coop/": "https://data.source.coop/"},
+    dtype="int8", nodata=-128.0,
+    quantisation="sign(v) * (|v| / 127.5) ** 2; -128 = masked", quantisation_divisor=127.5,
+    bottom_up=True,
+    attribution="The AlphaEarth Foundations Satellite Embedding dataset is produced by Google "
+                "and Google DeepMind. (CC-BY 4.0)",
+    source="developers.google.com/earth-engine/guides/aef_on_gcs_readme; source.coop/tge-labs/aef")
+
+
 PRODUCTS: Tuple[Product, ...] = (S2_L1C_PRODUCT, S2_L2A_PRODUCT, LANDSAT_C2_L2_PRODUCT,
                                  S1_GRD_PRODUCT, S1_RTC_PRODUCT, S1_GRD_L1_PRODUCT,
                                  GSE_ANNUAL_PRODUCT)
@@ -406,4 +441,5 @@ __all__ = ["Radiometry", "EECollection", "StacCollection", "Product", "PRODUCTS"
            "S2_L1C", "S2_L2A", "S1_DB", "S1_LINEAR", "GSE_ANNUAL", "S2_DN_SCALE",
            "S2_REFLECTANCE_SCALE", "EE_CATALOG", "EARTH_SEARCH", "PLANETARY_COMPUTER",
            "STAC_CLOUD_PROPERTY", "product", "same_product", "ee_collection", "harmonised_ee_id",
-           "stac_collection", "expected_range", "MODALITY_ALIASES", "canonical_modality"]
+           "stac_collection", "expected_range", "MODALITY_ALIASES", "canonical_modality",
+           "PublicCogs", "GSE_PUBLIC_COGS"]
