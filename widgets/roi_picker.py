@@ -249,7 +249,9 @@ class RoiPicker(W.VBox):
     @traitlets.observe("rois")
     def _rois_changed(self, change):
         self.message = ""
-        old = {r.name: r.spatial for r in (change["old"] or [])}
+        # the first assignment's "old" is traitlets' Undefined sentinel, not a list
+        old_rois = change["old"] if isinstance(change["old"], (list, tuple)) else []
+        old = {r.name: r.spatial for r in old_rois}
         new = {r.name: r.spatial for r in change["new"]}
         # an edited ROI is a new request: what an earlier export said of it no longer holds
         stale = [n for n in self.statuses if new.get(n) is None or new[n] != old.get(n)]
