@@ -35,11 +35,12 @@ $(VENV)/.stamp-core: pyproject.toml | $(BIN)/python
 	$(PIP) install -q -e .
 	touch $@
 
-# Everything the tests need: all extras, the model reference code, Chromium.
+# Everything the tests need: all extras (the STAC API server rustac is in dev), the model
+# reference code, Chromium.
 $(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
 	$(PIP) install -q $(TORCH_MODELS) \
 	  || $(PIP) install -q torch torchvision --index-url $(TORCH_CPU_INDEX)
-	$(PIP) install -q -e ".[dev,gee,notebook,models,analysis,ann,docs]"
+	$(PIP) install -q -e ".[dev,gee,notebook,models,analysis,ann,docs,stac]"
 	$(PIP) install -q --no-deps $(MODEL_REFS)
 	$(PIP) install -q $(MODEL_REF_DEPS)
 	rm -rf $(REFS)/claymodel && mkdir -p $(REFS)/wheels $(REFS)/claymodel

@@ -10,9 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, List, Optional, Sequence
 
 from . import models as _models
-from .errors import ModelError, SpecError, warn
-from .inference import check_backend, embed_inputs, patch_context, resolve_sensor, to_embedding
-from .input_checks import MAX_NODATA, check_input_patch, mostly_nodata
+from .errors import ModelError, SpecError, keep_warning_settings, warn
+from .inference import (check_backend, embed_inputs, patch_context, resolve_sensor, resolve_window,
+                        to_embedding)
+from . import input_checks
+from .input_checks import check_input_patch
 from .providers import open_backend
 from .providers.base import fetch_input
 from .specs import (Embedding, FetchSpec, InputPrepSpec, OutputSpec, SensorSpec, SpatialSpec,
@@ -67,12 +69,15 @@ class Model:
         output = check_output(output)
         prep = InputPrepSpec.coerce(input_prep)
         emb = self.embedder
-        temporal = emb.resolve_temporal(temporal)
+        if temporal is not None:
+            emb.resolve_temporal(temporal)  # a window the model refuses fails before any work
         sensor_used = resolve_sensor(emb, sensor=sensor, fetch=fetch, modality=modality)
         if sensor_used is None:
             raise ModelError(f"model {self.name!r} declares no input sensor; pass sensor=SensorSpec(...)")
-        provider, backend_name = open_backend(self.backend, [emb])
+        provider, backend_name = open_backend(self.backend, [emb], spatials=rois, temporal=temporal,
+                                              sensors=[sensor_used])
         check_backend(emb, backend_name)
+        temporal = resolve_window(emb, temporal, backend_name)
 
         def fetch_one(roi):
             patch = fetch_input(provider, roi, temporal, sensor_used)
@@ -84,14 +89,14 @@ class Model:
         else:
             from tqdm.auto import tqdm
 
-            with ThreadPoolExecutor(min(_FETCH_WORKERS, len(rois))) as pool:
+            with keep_warning_settings(), ThreadPoolExecutor(min(_FETCH_WORKERS, len(rois))) as pool:
                 patches = list(tqdm(pool.map(fetch_one, rois), total=len(rois),
                                     desc=f"fetch {self.name}", leave=False, disable=len(rois) < 8))
         _warn_mostly_empty(patches, rois)
         results = embed_inputs(emb, [p.data for p in patches], sensor=sensor_used, output=output,
                                input_prep=prep, batch=True,
-                               contexts=([patch_context(p, temporal) for p in patches]
-                                         if emb.accepts_context else None))
+                               contexts=[patch_context(p, temporal, where=emb.accepts_context)
+                                         for p in patches])
         return [to_embedding(model=self.name, embedder=emb, result=r, backend=backend_name,
                              sensor=sensor_used, temporal=temporal, output=output,
                              input_prep=prep, patch=p)
@@ -99,14 +104,17 @@ class Model:
 
 
 def _warn_mostly_empty(patches, rois) -> None:
-    """Say so when ROIs fall mostly outside the imagery: their embeddings describe fill."""
-    bad = [i for i, p in enumerate(patches) if mostly_nodata(p.meta.get("nodata_fraction"))]
+    """Say so when ROIs fall mostly outside the imagery: their embeddings describe fill.
+
+    The rule (more than ``input_checks.MAX_NODATA`` filled) is the one exports and
+    ``rs-embed inspect`` apply, so the three agree."""
+    bad = [i for i, p in enumerate(patches) if input_checks.mostly_nodata(p.meta.get("nodata_fraction"))]
     if bad:
         shown = ", ".join(f"#{i} ({patches[i].meta['nodata_fraction']:.0%})" for i in bad[:5])
         more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-        warn(f"{len(bad)} of {len(rois)} patch(es) are mostly nodata (more than {MAX_NODATA:.0%}), "
-             f"filled with fill_value: "
-             f"{shown}{more}; the ROI lies partly outside the imagery or under masked pixels")
+        warn(f"{len(bad)} of {len(rois)} patch(es) are mostly nodata (more than {input_checks.MAX_NODATA:.0%} "
+             f"filled with fill_value): {shown}{more}; the ROI lies partly outside the imagery or "
+             "under masked pixels")
 
 
 def get_embedding(model: str, *, spatial: SpatialSpec, temporal: Optional[TemporalSpec] = None,

@@ -7,8 +7,10 @@
     rs-embed --version
 
 Bad input ends with one line on stderr (``rs-embed: error: ...``) and exit code 2; an
-export that fails while running exits with 1, one that finishes with failed points
-(``--continue-on-error``) with 3.
+export that fails while running (or finds its target locked by another export) exits
+with 1, one that finishes with failed points (``--continue-on-error``) with 3, and one
+interrupted by Ctrl-C with 130 after recording ``stage: stopped`` (``--resume``
+continues it).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import List, Optional, Sequence
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 EXIT_PARTIAL = 3
+EXIT_INTERRUPTED = 130
 
 
 class InputError(Exception):
@@ -209,28 +212,32 @@ def cmd_export(args) -> int:
         continue_on_error=args.continue_on_error, max_retries=args.max_retries,
         retry_backoff_s=args.retry_backoff, async_write=not args.sync_write,
         writer_workers=args.writer_workers, resume=args.resume, show_progress=not args.no_progress,
-        input_prep=args.input_prep)
+        input_prep=args.input_prep, fetch_timeout_s=args.fetch_timeout, max_patch_mb=args.max_patch_mb)
     if layout == "combined":
         status = result["status"]
         where = result.get("npz_path") or result.get("nc_path")
         failed = {e["model"]: len(e["failed_indices"]) for e in result["models"] if e["failed_indices"]}
+        warned = sorted({w["point_index"] for w in result.get("warnings") or ()})
     else:
-        statuses = [m["status"] for m in result]
+        statuses = [m["status"] if m is not None else "failed" for m in result]
         status = "ok" if set(statuses) == {"ok"} else ("failed" if set(statuses) == {"failed"} else "partial")
         where = os.path.abspath(args.out)
         failed = {}
         for m in result:
-            for e in m["models"]:
+            for e in (m or {}).get("models") or ():
                 if e["status"] != "ok":
                     failed[e["model"]] = failed.get(e["model"], 0) + 1
+        warned = sorted(m["point_index"] for m in result if m is not None and m.get("warnings"))
     summary = {"status": status, "layout": layout, "format": fmt, "path": where, "n_items": len(spatials),
-               "failed_points": failed}
+               "failed_points": failed, "mostly_nodata_points": warned}
     if args.json:
         print(json.dumps(summary))
     else:
         print(f"{status}: {len(spatials)} ROIs x {len(_models(args.models))} models -> {where} ({layout}, {fmt})")
         for model, n in failed.items():
             print(f"  {model}: {n} point(s) failed; see the manifest for the errors")
+        if warned:
+            print(f"  {len(warned)} point(s) have mostly-nodata patches (see 'warnings' in the manifest)")
     return 0 if status == "ok" else EXIT_PARTIAL
 
 
@@ -323,6 +330,9 @@ def cmd_models(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .export.requests import DEFAULT_MAX_PATCH_MB
+    from .providers.base import DEFAULT_FETCH_TIMEOUT_S
+
     p = argparse.ArgumentParser(
         prog="rs-embed",
         description="Remote-sensing embeddings for places x times x models, exported as datasets.",
@@ -379,6 +389,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-retries", type=int, default=0, metavar="N",
                      help="retries of transient fetch/write errors (default 0)")
     run.add_argument("--retry-backoff", type=float, default=0.0, metavar="S", help="seconds between retries")
+    run.add_argument("--fetch-timeout", type=float, default=DEFAULT_FETCH_TIMEOUT_S, metavar="S",
+                     help=f"give up a patch fetch after S seconds (default {DEFAULT_FETCH_TIMEOUT_S:g}); "
+                          "a hanging backend cannot stall the export")
+    run.add_argument("--max-patch-mb", type=float, default=DEFAULT_MAX_PATCH_MB, metavar="MB",
+                     help=f"refuse ROIs whose input patch would exceed MB MiB (default {DEFAULT_MAX_PATCH_MB:g})")
     run.add_argument("--continue-on-error", action="store_true",
                      help="record failures (NaN rows) and go on instead of stopping")
     run.add_argument("--fail-on-bad-input", action="store_true", help="stop when an input patch fails its checks")
@@ -440,8 +455,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"rs-embed: error: {_one_line(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("rs-embed: interrupted; run again with --resume to continue", file=sys.stderr)
-        return 130
+        print("rs-embed: interrupted; what was finished is on disk and the manifest says "
+              "'stopped'; run again with --resume to continue", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except (ProviderError, OSError, RuntimeError, ImportError) as exc:
         print(f"rs-embed: error: {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
         return EXIT_FAILED

@@ -6,6 +6,7 @@ one subclass per layer so a message says where things went wrong.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
@@ -44,4 +45,27 @@ def warn(message: str, category: type = UserWarning) -> None:
     warnings.warn(message, category, stacklevel=level + 1)
 
 
-__all__ = ["RsEmbedError", "SpecError", "ModelError", "ProviderError", "warn"]
+@contextlib.contextmanager
+def keep_warning_settings():
+    """Give the caller's warning settings back after a block that runs library code in threads.
+
+    ``warnings.catch_warnings`` is not thread-safe: when two worker threads overlap in it
+    (rasterio enters it around its in-memory datasets), the later one to leave restores
+    the other's temporary filters, e.g. "ignore everything", for the whole process, and
+    every warning after that, ours included, is silently dropped.
+    """
+    filters, show = warnings.filters, warnings.showwarning
+    impl = getattr(warnings, "_showwarnmsg_impl", None)
+    try:
+        yield
+    finally:
+        changed = warnings.filters is not filters or warnings.showwarning is not show
+        warnings.filters, warnings.showwarning = filters, show
+        if impl is not None and getattr(warnings, "_showwarnmsg_impl", None) is not impl:
+            warnings._showwarnmsg_impl = impl  # type: ignore[attr-defined]
+            changed = True
+        if changed:
+            warnings._filters_mutated()  # type: ignore[attr-defined]
+
+
+__all__ = ["RsEmbedError", "SpecError", "ModelError", "ProviderError", "warn", "keep_warning_settings"]

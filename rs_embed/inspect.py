@@ -29,7 +29,8 @@ def inspect_provider_patch(*, spatial: SpatialSpec, temporal: Optional[TemporalS
         if len(value_range) != 2 or not value_range[0] < value_range[1]:
             raise SpecError(f"value_range must be (low, high) with low < high, got {value_range!r}")
         value_range = (float(value_range[0]), float(value_range[1]))
-    provider, backend_name = open_backend(backend)
+    provider, backend_name = open_backend(backend, spatials=[spatial], temporal=temporal,
+                                          sensors=[sensor])
     patch = provider.fetch(spatial, temporal, sensor)
     report = check_input_patch(patch, sensor, name=name, force=True, raise_on_fail=False,
                                value_range=value_range)

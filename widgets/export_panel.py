@@ -155,7 +155,7 @@ class ExportPanel(W.VBox):
         backends = rs_embed.list_backends()
         if backend not in backends:
             raise SpecError(f"backend must be one of {backends}, got {backend!r}")
-        self.backend_w = W.Dropdown(options=backends, value=backend, layout=W.Layout(width="8em"))
+        self.backend_w = W.Dropdown(options=backends, value=backend, layout=W.Layout(width="12em"))
         self.device_w = W.Dropdown(options=["auto", "cpu", "cuda", "mps"], value=device,
                                    description="device", style=_SHORT, layout=W.Layout(width="13em"))
         self.input_prep_w = W.Dropdown(options=["resize", "tile", "auto"], value=input_prep,

@@ -249,7 +249,9 @@ class RoiPicker(W.VBox):
     @traitlets.observe("rois")
     def _rois_changed(self, change):
         self.message = ""
-        old = {r.name: r.spatial for r in (change["old"] or [])}
+        # the first assignment's "old" is traitlets' Undefined sentinel, not a list
+        old_rois = change["old"] if isinstance(change["old"], (list, tuple)) else []
+        old = {r.name: r.spatial for r in old_rois}
         new = {r.name: r.spatial for r in change["new"]}
         # an edited ROI is a new request: what an earlier export said of it no longer holds
         stale = [n for n in self.statuses if new.get(n) is None or new[n] != old.get(n)]
@@ -542,6 +544,29 @@ class RoiPicker(W.VBox):
         else:
             a, b = self._context_bounds, bounds
             self._context_bounds = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+    def show_footprints(self, provider, temporal, sensor) -> dict:
+        """Draw the footprints of the items ``provider`` would read for the ROIs.
+
+        ``provider``: a STAC backend (anything with ``footprints(spatial, temporal,
+        sensor)`` returning GeoJSON). Replaces the previous footprints; returns the
+        FeatureCollection drawn (each item once).
+        """
+        seen, feats = set(), []
+        for roi in self.rois:
+            for feat in provider.footprints(roi.spatial, temporal, sensor)["features"]:
+                if feat.get("id") not in seen:
+                    seen.add(feat.get("id"))
+                    feats.append(feat)
+        fc = {"type": "FeatureCollection", "features": feats}
+        old = getattr(self, "footprint_layer", None)
+        if old is not None and old in self.map.layers:
+            self.map.remove(old)
+        self.footprint_layer = L.GeoJSON(data=fc, name=f"items ({len(feats)})",
+                                         style={"color": "#ff7f0e", "weight": 1, "fillOpacity": 0.05})
+        self.map.add(self.footprint_layer)
+        self.message = f"{len(feats)} item(s) found for the window"
+        return fc
 
     # -------------------------------------------------------------------- views
     def _render(self) -> None:

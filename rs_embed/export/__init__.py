@@ -8,13 +8,14 @@ over chunks of points. See ``docs/pages/export.md`` for the user guide.
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any, Callable, Dict, List, Optional, Union
 
+from ..io.lock import ExportLocked
+from ..providers.base import DEFAULT_FETCH_TIMEOUT_S
 from ..specs import InputPrepSpec, OutputSpec, SensorSpec, SpatialSpec, TemporalSpec
 from .pipeline import ExportError
-from .requests import ExportConfig, ExportModelRequest, ExportTarget
+from .requests import DEFAULT_MAX_PATCH_MB, ExportConfig, ExportModelRequest, ExportTarget
 
 
 def export_batch(
@@ -47,6 +48,8 @@ def export_batch(
     resume: bool = False,
     show_progress: bool = True,
     input_prep: Union[InputPrepSpec, str] = "resize",
+    fetch_timeout_s: float = DEFAULT_FETCH_TIMEOUT_S,
+    max_patch_mb: float = DEFAULT_MAX_PATCH_MB,
     target: Optional[ExportTarget] = None,
     config: Optional[ExportConfig] = None,
     modality: Optional[str] = None,
@@ -58,16 +61,25 @@ def export_batch(
     Output: ``out=`` with ``layout="per_item"`` (one file per ROI, named by ``names``
     or ``p00000``...) or ``layout="combined"`` (one file; ``out="x/run"`` writes
     ``x/run.npz``), or the legacy ``out_dir=`` / ``out_path=``, or ``target=ExportTarget``.
-    Every argument is checked before anything is fetched. Returns the list of
-    per-point manifests (per_item) or the combined manifest (combined).
+    Every argument is checked before anything is fetched or written (a rejected request
+    leaves the output folder as it was). Returns the list of per-point manifests
+    (per_item) or the combined manifest (combined).
 
     ``backend="gee"`` is the reference default; ``"auto"`` picks Earth Engine when it
     is set up and the local provider (embedded sample and your rasters) otherwise.
     Additions to the reference signature: ``target`` / ``config`` (request objects),
     ``modality`` (for every model; ``ExportModelRequest(modality=...)`` per model),
-    ``progress(done, total, desc)`` (a callback on each exported point) and ``cancel``
-    (a ``threading.Event``: when set, the export stops after the chunk in flight and
-    returns what it wrote; ``resume=True`` continues it later).
+    ``progress(done, total, desc)`` (a callback on each exported point), ``cancel`` (a
+    ``threading.Event``: when set, the export stops within about a second, even while a
+    provider hangs, writes what it finished and returns it with ``stage: stopped``;
+    ``resume=True`` continues it later), ``fetch_timeout_s`` (how long one patch fetch
+    may take, retries inside the provider included, default 300 s; a fetch past it is
+    abandoned and fails as a transient ``FetchTimeout``) and ``max_patch_mb`` (the
+    largest input patch of one point, width x height x bands x 4 bytes, default
+    1024 MiB; larger requests are refused before anything starts).
+
+    One export at a time writes to a target: a second one fails at once with
+    ``ExportLocked`` naming the process that holds it.
     """
     from .combined import CombinedExport
     from .job import build_job
@@ -78,7 +90,7 @@ def export_batch(
                chunk_size=chunk_size, num_workers=num_workers, continue_on_error=continue_on_error,
                max_retries=max_retries, retry_backoff_s=retry_backoff_s, async_write=async_write,
                writer_workers=writer_workers, resume=resume, show_progress=show_progress,
-               input_prep=input_prep)
+               input_prep=input_prep, fetch_timeout_s=fetch_timeout_s, max_patch_mb=max_patch_mb)
     job = build_job(spatials=spatials, temporal=temporal, models=models, out=out, layout=layout,
                     out_dir=out_dir, out_path=out_path, names=names, backend=backend, device=device,
                     output=output, sensor=sensor, per_model_sensors=per_model_sensors,
@@ -108,20 +120,19 @@ def export_npz(
     max_retries: int = 0,
     retry_backoff_s: float = 0.0,
     input_prep: Union[InputPrepSpec, str] = "resize",
+    fetch_timeout_s: float = DEFAULT_FETCH_TIMEOUT_S,
+    max_patch_mb: float = DEFAULT_MAX_PATCH_MB,
 ) -> Dict[str, Any]:
     """One ROI, several models, one ``.npz``: a thin wrapper of :func:`export_batch`.
 
     Creates the parent directory, appends ``.npz`` when missing, and delegates with
     ``out_path=...`` and ``format="npz"``; returns the combined manifest.
     """
-    from ..errors import SpecError
     from ..specs import check_spatial
+    from .requests import check_path
 
     spatial = check_spatial(spatial)
-    if isinstance(out_path, os.PathLike):
-        out_path = os.fspath(out_path)
-    if not isinstance(out_path, str) or not out_path.strip():
-        raise SpecError(f"out_path must be a non-empty path, got {out_path!r}")
+    out_path = check_path("out_path", out_path)
     if not out_path.endswith(".npz"):
         out_path += ".npz"
     # the parent directory is created once the request has passed every check
@@ -131,8 +142,9 @@ def export_npz(
                         save_embeddings=save_embeddings, save_manifest=save_manifest,
                         fail_on_bad_input=fail_on_bad_input, continue_on_error=continue_on_error,
                         max_retries=max_retries, retry_backoff_s=retry_backoff_s,
-                        input_prep=input_prep, show_progress=False)
+                        input_prep=input_prep, show_progress=False, fetch_timeout_s=fetch_timeout_s,
+                        max_patch_mb=max_patch_mb)
 
 
 __all__ = ["export_batch", "export_npz", "ExportTarget", "ExportConfig", "ExportModelRequest",
-           "ExportError"]
+           "ExportError", "ExportLocked"]

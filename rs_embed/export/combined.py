@@ -11,8 +11,14 @@ pieces into the zip (no recompression), for ``.nc`` by streaming rows into NetCD
 variables. Arrays first, manifest last, both renamed into place. The shards are
 removed when every point succeeded and kept otherwise, so ``resume=True`` retries only
 the failed points. A run that stops (``continue_on_error=False``, a failed checkpoint
-write) writes no final file; ``checkpoint.json`` then says ``stage: stopped`` and records
-the error.
+write, Ctrl-C, a failed assembly) writes no final file; ``checkpoint.json`` then says
+``stage: stopped`` and records the cause. A cancelled run (its ``cancel`` event) assembles
+what it finished, marked ``stage: stopped`` too.
+
+Every shard and the final file record their SHA-1 (computed while writing); a resume
+keeps only files that still match it. The ``.parts`` folder carries a marker file: a
+folder of that name without it is the user's, and is never written to or deleted.
+The export holds a lock (``.<out>.rs_embed.lock``) for the run.
 """
 
 from __future__ import annotations
@@ -20,27 +26,30 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ..errors import SpecError
 from ..io import keys as K
-from ..io.atomic import atomic_write, atomic_write_path, remove_stale_temps, write_json
+from ..io.atomic import (FileRecord, atomic_write_path_record, atomic_write_record, refreshed,
+                         remove_stale_temps, verify_file, write_json)
 from ..io.manifest import (MANIFEST_VERSION, aggregate_status, json_safe, request_fingerprint,
                            utc_now)
 from ..io.netcdf import (NC_LOCK, NcVar, NetCDFWriter, embedding_var, export_attrs, input_var,
                          lonlat_vars)
 from ..io.npz import (COMPRESSLEVEL, Piece, PieceReader, array_bytes, compress_piece,
                       inflate_piece, npy_header, write_npz_pieces)
-from .job import ExportJob, ensure_dir, package_version
-from .pipeline import Cancelled, Fetched, Outcomes, Timings, run_chunks, stop_record
+from .job import ExportJob, package_version, run_locked
+from .pipeline import (Cancelled, Fetched, Outcomes, Timings, interruption, nodata_warning,
+                       run_chunks, stop_record, warn_mostly_nodata)
 from .progress import Progress
 from .writer import Writer
 
 _SHARD = re.compile(r"^s(\d{6})\.json$")
+_OWN_FILE = re.compile(r"^s\d{6}\.(json|bin)$")
 CHECKPOINT = "checkpoint.json"
 
 
@@ -54,7 +63,7 @@ class CombinedExport:
         self.path = job.target.path
         self.base = os.path.splitext(self.path)[0]
         self.manifest_path = self.base + ".json"
-        self.parts = self.base + ".parts"
+        self.parts = K.parts_dir(self.base)
         self.version = package_version()
         self.fingerprint = request_fingerprint({**job.fingerprint_common(), "spatials": job.spatial_dicts})
         # NetCDF is recompressed by HDF5 at assembly: its shards only need to be fast
@@ -65,6 +74,27 @@ class CombinedExport:
         self.write_errors: List[Tuple[List[int], BaseException]] = []
         self.created_at = utc_now()
         self.resumed = 0
+        self.file_record: Optional[FileRecord] = None
+
+    # -------------------------------------------------------------- preflight
+    def preflight(self) -> None:
+        """Refuse (``SpecError``) to touch a ``.parts`` folder or files rs_embed did not make."""
+        if os.path.lexists(self.parts) and not (
+                os.path.isdir(self.parts) and not os.path.islink(self.parts)
+                and os.path.isfile(os.path.join(self.parts, K.PARTS_MARKER))):
+            raise SpecError(f"{self.parts!r} exists and was not created by rs_embed (it has no "
+                            f"{K.PARTS_MARKER} marker); rs_embed keeps its checkpoints there and "
+                            "never deletes what it did not make: move it, or choose another out")
+        for path in (self.manifest_path, self.path):
+            if os.path.lexists(path) and not os.path.isfile(path):
+                raise SpecError(f"{path!r} exists and is not a regular file; choose another out")
+        if os.path.exists(self.manifest_path):
+            if not _is_combined_manifest(self.manifest_path):
+                raise SpecError(f"{self.manifest_path!r} exists and is not an export manifest; rs_embed "
+                                "does not overwrite files it did not write: move it, or choose another out")
+        elif os.path.exists(self.path) and not _has_export_arrays(self.path):
+            raise SpecError(f"{self.path!r} exists and is not an export (no rs_embed arrays in it); rs_embed "
+                            "does not overwrite files it did not write: move it, or choose another out")
 
     # ----------------------------------------------------------------- resume
     def _finished_manifest(self) -> Optional[dict]:
@@ -73,17 +103,28 @@ class CombinedExport:
                 m = json.loads(fh.read())
         except (OSError, ValueError):
             return None
-        try:
-            size = os.path.getsize(self.path)
-        except OSError:
+        if not (isinstance(m, dict) and m.get("request_fingerprint") == self.fingerprint
+                and m.get("status") == "ok" and m.get("stage", "done") == "done"):
             return None
-        if (isinstance(m, dict) and m.get("request_fingerprint") == self.fingerprint
-                and m.get("status") == "ok" and m.get("file_size") == size):
-            return m
-        return None
+        record = FileRecord.from_dict({"size": m.get("file_size"), "sha1": m.get("file_sha1"),
+                                       "stat": m.get("file_stat")})
+        how = verify_file(self.path, record)
+        if how is None:  # missing, truncated or other bytes than the manifest's checksum
+            return None
+        if how == "hashed":  # verified in full: remember the file's new signature
+            m["file_stat"] = list(refreshed(self.path, record).signature)
+            try:
+                write_json(self.manifest_path, m)
+            except OSError:
+                pass
+        return m
 
     def _load_checkpoint(self) -> None:
-        """Read every shard index of a matching checkpoint; later shards win per point."""
+        """Read every shard index of a matching checkpoint; later shards win per point.
+
+        A shard counts only when its ``.bin`` still matches the checksum recorded when it
+        was written; the points of any other shard are exported again.
+        """
         try:
             with open(os.path.join(self.parts, CHECKPOINT), "rb") as fh:
                 cp = json.loads(fh.read())
@@ -91,7 +132,7 @@ class CombinedExport:
             cp = None
         if not isinstance(cp, dict) or cp.get("request_fingerprint") != self.fingerprint \
                 or cp.get("level") != self.level:
-            shutil.rmtree(self.parts, ignore_errors=True)
+            self._clear_parts()
             return
         remove_stale_temps(self.parts)
         seqs = sorted(int(m.group(1)) for m in map(_SHARD.match, os.listdir(self.parts)) if m)
@@ -101,17 +142,43 @@ class CombinedExport:
                     shard = json.loads(fh.read())
             except (OSError, ValueError):
                 continue
+            if not isinstance(shard, dict) or shard.get("request_fingerprint") != self.fingerprint \
+                    or not isinstance(shard.get("points"), list):
+                continue
             bin_path = os.path.join(self.parts, f"s{seq:06d}.bin")
-            try:
-                complete = os.path.getsize(bin_path) == shard.get("bin_size", -1)
-            except OSError:
-                complete = False
-            if shard.get("request_fingerprint") != self.fingerprint or not complete:
+            if verify_file(bin_path, FileRecord.from_dict(shard.get("bin_record"))) is None:
                 continue
             for rec in shard["points"]:
                 rec["bin"] = bin_path
                 self.records[int(rec["i"])] = rec
             self._seq = max(self._seq, seq + 1)
+
+    # ------------------------------------------------------------ parts folder
+    def _make_parts(self) -> None:
+        os.makedirs(self.parts, exist_ok=True)
+        marker = os.path.join(self.parts, K.PARTS_MARKER)
+        if not os.path.exists(marker):
+            write_json(marker, {"created_by": "rs_embed", "target": self.path,
+                                "version": self.version, "created_at": self.created_at})
+
+    def _clear_parts(self, remove_folder: bool = False) -> None:
+        """Delete what rs_embed wrote in ``.parts`` (shards, checkpoint, its temporary
+        files) and nothing else; the folder itself only once it is empty."""
+        if not os.path.isfile(os.path.join(self.parts, K.PARTS_MARKER)):
+            return
+        remove_stale_temps(self.parts)
+        for entry in os.scandir(self.parts):
+            if (_OWN_FILE.match(entry.name) or entry.name == CHECKPOINT) and entry.is_file(follow_symlinks=False):
+                try:
+                    os.remove(entry.path)
+                except OSError:
+                    pass
+        if remove_folder and all(e.name == K.PARTS_MARKER for e in os.scandir(self.parts)):
+            try:  # anything else left in there is not ours: then the folder stays
+                os.remove(os.path.join(self.parts, K.PARTS_MARKER))
+                os.rmdir(self.parts)
+            except OSError:
+                pass
 
     def _point_done(self, rec: Optional[dict]) -> bool:
         return rec is not None and all(rec["models"].get(m.key, {}).get("status") == "ok"
@@ -126,7 +193,9 @@ class CombinedExport:
         for g in job.groups:
             res = fetched[i][g.gid]
             grec: Dict[str, Any] = {"error": res.error(), "attempts": res.attempts,
-                                    "report": res.report, "ref": None}
+                                    "report": res.report, "ref": None,
+                                    "nodata_fraction": res.nodata_fraction,
+                                    "warning": nodata_warning(job, i, g, res)}
             if res.ok:
                 p = res.patch
                 grec.update(shape=list(p.data.shape), crs=p.grid.crs, transform=list(p.grid.transform),
@@ -157,10 +226,10 @@ class CombinedExport:
                 offset += piece.length
             return offset
 
-        size = atomic_write(bin_path, write_bin)
+        size, record = atomic_write_record(bin_path, write_bin)
         write_json(os.path.join(self.parts, f"s{seq:06d}.json"),
                    json_safe({"request_fingerprint": self.fingerprint, "seq": seq, "bin_size": size,
-                              "points": recs}))
+                              "bin_record": record.to_dict(), "points": recs}))
         with self._lock:
             for rec in recs:
                 rec["bin"] = bin_path
@@ -244,8 +313,11 @@ class CombinedExport:
         for m in job.models:
             g = m.group
             if job.save_inputs and m is g.owner:
+                # without a manifest to say which rows a partial stack holds, the file must
+                # say it itself: one key per point
                 info = self._npz_array(entries, self._input_rows(g.gid), K.inputs_key(m.key),
-                                       lambda i, k=m.key: K.point_input_key(k, i), stack_partial=True)
+                                       lambda i, k=m.key: K.point_input_key(k, i),
+                                       stack_partial=job.save_manifest)
                 if info is not None:
                     inputs_info[m.key] = info
             if job.save_embeddings:
@@ -253,7 +325,7 @@ class CombinedExport:
                                        lambda i, k=m.key: K.point_embedding_key(k, i), stack_partial=False)
                 if info is not None:
                     emb_info[m.key] = info
-        write_npz_pieces(self.path, entries, PieceReader())
+        self.file_record = write_npz_pieces(self.path, entries, PieceReader())
         return inputs_info, emb_info, [k for k, _ in entries]
 
     def _row(self, reader: PieceReader, rec: dict, slot: dict) -> np.ndarray:
@@ -303,7 +375,7 @@ class CombinedExport:
                     w.close()
                     reader.close()
 
-        atomic_write_path(self.path, build)
+        self.file_record = atomic_write_path_record(self.path, build)[1]
         return inputs_info, emb_info, names
 
     def _nc_stack(self, w: NetCDFWriter, reader: PieceReader, rows, m, *, kind: str,
@@ -362,10 +434,14 @@ class CombinedExport:
         for m in job.models:
             g = m.group
             metas: List[Optional[dict]] = [None] * n
+            nodata: List[Optional[float]] = [None] * n
             failed, by_index, inspections = [], {}, []
             any_report = False
             for i in range(n):
                 rec = self.records.get(i)
+                grec0 = rec["groups"].get(str(g.gid)) if rec else None
+                if grec0 is not None:
+                    nodata[i] = grec0.get("nodata_fraction")
                 mrec = rec["models"].get(m.key) if rec else None
                 if mrec is not None and mrec["status"] == "ok":
                     metas[i] = mrec["meta"]
@@ -390,10 +466,11 @@ class CombinedExport:
                 "inputs": inputs, "embeddings": emb_info.get(m.key) if job.save_embeddings else None,
                 "metas": metas, "failed_indices": failed, "errors_by_index": by_index,
                 "error": (next(iter(by_index.values())) if status == "failed" and by_index else None),
-                "model_config": m.config,
+                "model_config": m.config, "nodata_fractions": nodata,
                 "inspections": inspections if any(r is not None for r in inspections) else None,
             })
         statuses = [e["status"] for e in entries]
+        record = self.file_record
         path_keys = ({"npz_path": self.path, "npz_keys": keys} if job.format == "npz"
                      else {"nc_path": self.path, "nc_variables": keys})
         return json_safe({
@@ -419,8 +496,11 @@ class CombinedExport:
             "format": job.format,
             "input_prep": job.input_prep.to_dict(),
             "errors": errors,
+            "warnings": self.point_warnings(),
             "timings": timings,
-            "file_size": os.path.getsize(self.path),
+            "file_size": record.size,
+            "file_sha1": record.sha1,
+            "file_stat": list(record.signature),
             "checkpoint_dir": self.parts,
             "package_version": self.version,
             "manifest_version": MANIFEST_VERSION,
@@ -453,6 +533,11 @@ class CombinedExport:
         exc.cause = {"type": type(err).__name__, "message": str(err)}  # type: ignore[attr-defined]
         return exc
 
+    def point_warnings(self) -> List[dict]:
+        """The mostly-nodata warnings of every point (one per point and input group)."""
+        return [grec["warning"] for i in sorted(self.records)
+                for grec in self.records[i]["groups"].values() if grec.get("warning")]
+
     def _stopped(self, stop) -> None:
         """Record why the run stopped in the checkpoint (best effort), then raise."""
         try:
@@ -462,9 +547,13 @@ class CombinedExport:
         raise stop[1]
 
     def run(self) -> dict:
+        folder = os.path.dirname(os.path.abspath(self.path))
+        return run_locked(folder, K.combined_lock(self.base), self.path, self.preflight,
+                          lambda: self._run_locked(folder))
+
+    def _run_locked(self, folder: str) -> dict:
         job = self.job
-        ensure_dir(os.path.dirname(os.path.abspath(self.path)))
-        remove_stale_temps(os.path.dirname(os.path.abspath(self.path)))
+        remove_stale_temps(folder)
         if job.resume:
             done = self._finished_manifest()
             if done is not None:
@@ -472,8 +561,8 @@ class CombinedExport:
             if os.path.isdir(self.parts):
                 self._load_checkpoint()
         elif os.path.isdir(self.parts):
-            shutil.rmtree(self.parts)
-        os.makedirs(self.parts, exist_ok=True)
+            self._clear_parts()
+        self._make_parts()
         self._write_checkpoint("running")
         todo = [i for i in range(job.n_items) if not self._point_done(self.records.get(i))]
         self.resumed = job.n_items - len(todo)
@@ -484,37 +573,87 @@ class CombinedExport:
         progress = Progress(job.show_progress, job.n_items, [m.name for m in job.models],
                             desc=f"export {os.path.basename(self.path)}", callback=job.progress_cb)
         progress.overall.update(self.resumed)
-        cancelled = False
+        stop = None
         try:
             stop = run_chunks(job, todo, progress, timings, self._handle(writer, progress), batch=True,
                               cancel=job.cancel, abort=self._write_abort)
         except Cancelled:
-            stop, cancelled = None, True
+            stop = interruption("cancelled")
+        except KeyboardInterrupt as exc:
+            stop = interruption("interrupted", exc)
+        except Exception as exc:  # anything unexpected: recorded, then raised
+            stop = interruption("error", exc)
         finally:
             try:
                 writer.close()
             finally:
                 progress.close()
-        if self.write_errors:
+        if self.write_errors and (stop is None or stop[0] is not None):
             chunk, err = self.write_errors[0]
             if stop is None or chunk[0] <= stop[0]:
                 stop = (chunk[0], self._write_exception(chunk, err))
-        if stop is not None:
+        cancelled = stop is not None and isinstance(stop[1], Cancelled)
+        if stop is not None and not cancelled:
             self._stopped(stop)
+        warn_mostly_nodata(job, [w for w in self.point_warnings() if w["point_index"] in set(todo)])
         t0 = time.perf_counter()
-        if job.format == "npz":
-            inputs_info, emb_info, keys = self._assemble_npz()
-        else:
-            inputs_info, emb_info, keys = self._assemble_netcdf()
-        manifest = self._manifest(inputs_info, emb_info, keys,
-                                  timings.as_dict(writer.seconds, {"assemble_s": round(time.perf_counter() - t0, 3)}))
-        if cancelled:
-            manifest.update(stage="cancelled", resume_incomplete=True)
-        if job.save_manifest:
-            write_json(self.manifest_path, manifest)
-        if manifest["status"] == "ok":
-            shutil.rmtree(self.parts, ignore_errors=True)
+        try:
+            if job.format == "npz":
+                inputs_info, emb_info, keys = self._assemble_npz()
+            else:
+                inputs_info, emb_info, keys = self._assemble_netcdf()
+            manifest = self._manifest(inputs_info, emb_info, keys,
+                                      timings.as_dict(writer.seconds,
+                                                      {"assemble_s": round(time.perf_counter() - t0, 3)}))
+            if cancelled:
+                manifest.update(stage="stopped", resume_incomplete=True, stop_error=stop_record(stop))
+            else:
+                manifest["stop_error"] = None
+            if job.save_manifest:
+                write_json(self.manifest_path, manifest)
+        except BaseException as exc:  # disk full, Ctrl-C...: no final file; the shards stay
+            where = exc.filename if isinstance(exc, OSError) and exc.filename else self.path
+            if isinstance(exc, Exception):
+                exc.point_index, exc.model, exc.stage = None, None, "assemble"  # type: ignore[attr-defined]
+                exc.cause = {"type": type(exc).__name__,  # type: ignore[attr-defined]
+                             "message": f"assembling {where}: {exc}"}
+            self._stopped((None, exc))
+        if manifest["status"] == "ok" and not cancelled:
+            self._clear_parts(remove_folder=True)
+        else:  # kept for resume=True: say how this run ended
+            self._write_checkpoint("stopped" if cancelled else "done",
+                                   [stop_record(stop)] if cancelled else None)
         return manifest
+
+
+def _is_combined_manifest(path: str) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            doc = json.loads(fh.read())
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("models"), list) and "point_index" not in doc
+
+
+def _has_export_arrays(path: str) -> bool:
+    """Whether an existing array file is an export (``.npz`` with rs_embed keys; a ``.nc``
+    with rs_embed's global attributes)."""
+    prefixes = ("embedding", "input_chw__", "inputs_bchw__")
+    if path.lower().endswith(".npz"):
+        import zipfile
+
+        try:
+            with zipfile.ZipFile(path) as z:
+                return any(n.startswith(prefixes) for n in z.namelist())
+        except (OSError, zipfile.BadZipFile):
+            return False
+    try:
+        from ..io.netcdf import _netcdf4
+
+        with _netcdf4().Dataset(path, "r") as ds:
+            return "n_items" in ds.ncattrs() or any(v.startswith(prefixes) for v in ds.variables)
+    except Exception:
+        return False
 
 
 __all__ = ["CombinedExport"]

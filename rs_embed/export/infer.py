@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from ..errors import ProviderError
+from ..errors import ModelError, ProviderError
 from ..inference import embed_inputs, embedding_meta, patch_context
 from ..io.manifest import error_record
 from .fetch import FetchResult
@@ -32,6 +32,19 @@ class ModelOutcome:
         if self.exc is None:
             return None
         return error_record(self.exc, stage=self.stage, attempts=self.attempts)
+
+
+class NonFiniteEmbedding(ModelError):
+    """A model returned NaN or infinite values: the point fails, it is never ``ok``."""
+
+
+def check_finite(name: str, data: np.ndarray) -> None:
+    bad = ~np.isfinite(data)
+    if bad.any():
+        n_nan = int(np.isnan(data).sum())
+        raise NonFiniteEmbedding(
+            f"model {name!r} returned a non-finite embedding: {n_nan} NaN and {int(bad.sum()) - n_nan} "
+            f"infinite value(s) of {data.size} (shape {list(data.shape)})")
 
 
 def _failed(exc: BaseException, stage: str, attempts: Optional[int] = None) -> ModelOutcome:
@@ -106,17 +119,18 @@ class Inference:
                 out[i] = _failed(r, "infer")
                 continue
             try:
-                out[i] = ModelOutcome("ok", data=np.ascontiguousarray(r.data, dtype=np.float32),
-                                      meta=self._meta(plan, r, p))
-            except Exception as exc:  # a meta that cannot be built is the model's failure
+                data = np.ascontiguousarray(r.data, dtype=np.float32)
+                check_finite(plan.name, data)
+                out[i] = ModelOutcome("ok", data=data, meta=self._meta(plan, r, p))
+            except Exception as exc:  # a bad embedding or meta is the model's failure
                 out[i] = _failed(exc, "infer")
         return out
 
     def _contexts(self, plan: ModelPlan, patches) -> Optional[List[dict]]:
-        """Where and when, only for models that use it (it costs a reprojection)."""
-        if not plan.embedder.accepts_context:
-            return None
-        return [patch_context(p, self.temporal) for p in patches]
+        """Nodata mask and ROI for every model; where and when only for models that use
+        it (it costs a reprojection)."""
+        where = plan.embedder.accepts_context
+        return [patch_context(p, self.temporal, where=where) for p in patches]
 
     def _one(self, plan: ModelPlan, patch):
         try:
@@ -127,4 +141,4 @@ class Inference:
             return exc
 
 
-__all__ = ["Inference", "ModelOutcome"]
+__all__ = ["Inference", "ModelOutcome", "NonFiniteEmbedding", "check_finite"]

@@ -1,23 +1,28 @@
 """``export_batch`` arguments -> one checked, resolved :class:`ExportJob`.
 
 All argument checks happen here, in a fixed order, before a provider is asked for
-anything: outputs and options first (cheap), then models (may load weights), then the
-backend.
+anything and before any file is touched: outputs and options first (cheap), then
+models (may load weights), then every ROI against the grid system and the patch-size
+limit, then the backend and its pre-flight check of each sensor
+(:meth:`Provider.check`).
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ..errors import SpecError
+from ..geometry import grid_shape, utm_epsg
 from ..io.keys import default_item_name
 from ..models.base import resolve_device
 from ..providers import Provider, list_providers, open_backend
-from ..specs import (InputPrepSpec, OutputSpec, SpatialSpec, TemporalSpec, check_output,
+from ..providers.routing import backend_name_for
+from ..specs import (BBox, InputPrepSpec, OutputSpec, SpatialSpec, TemporalSpec, check_output,
                      check_spatial, check_temporal)
-from ..inference import check_backend
+from ..inference import check_backend, run_window
 from .plan import InputGroup, ModelPlan, group_inputs, plan_models
 from .requests import ExportConfig, ResolvedTarget, check_run_options, resolve_target
 
@@ -60,8 +65,13 @@ class ExportJob:
         return self.device_resolved != "cpu"
 
     def fingerprint_common(self) -> dict:
-        """The request minus the spatial(s): what decides the content of the files."""
+        """The request minus the spatial(s): what decides the content of the files.
+
+        The provider's class and settings (catalog, resampling, cloud masking, project)
+        are part of it: the same ROI read with other settings is other data.
+        """
         return {
+            "provider": self.provider.identity(),
             "models": [m.fingerprint_entry(self.backend) for m in self.models],
             "temporal": self.temporal.to_dict() if self.temporal is not None else None,
             "output": self.output.to_dict(),
@@ -81,6 +91,60 @@ def _check_spatials(spatials: Any) -> List[SpatialSpec]:
     if len(spatials) == 0:
         raise SpecError("spatials must not be empty")
     return [check_spatial(s, f"spatials[{i}]") for i, s in enumerate(spatials)]
+
+
+#: bytes per pixel and band of an input patch (float32)
+_PATCH_BYTES = 4
+_M_PER_DEG = 111_320.0
+
+
+def _approx_max_pixels(bbox: BBox, scale_m: float) -> float:
+    """A generous upper bound of a BBox's grid size (2x the spherical extent), so only
+    boxes near the limit need an exact projection."""
+    lat = max(abs(bbox.minlat), abs(bbox.maxlat))
+    w = (bbox.maxlon - bbox.minlon) * _M_PER_DEG * max(math.cos(math.radians(min(lat, 89.0))), 0.05)
+    h = (bbox.maxlat - bbox.minlat) * _M_PER_DEG
+    return 2.0 * (w / scale_m + 2) * 2.0 * (h / scale_m + 2)
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n / 1024:.1f} KiB"
+
+
+def _patch_shape(roi: SpatialSpec, scale_m: float, n_bands: int, limit: float) -> Optional[tuple]:
+    """``(width, height)`` of the ROI's grid; None for a BBox clearly under the limit (its
+    centre is still checked against the grid system, without projecting the box)."""
+    if isinstance(roi, BBox) and _approx_max_pixels(roi, scale_m) * n_bands * _PATCH_BYTES <= limit:
+        utm_epsg(*roi.center)
+        return None
+    return grid_shape(roi, scale_m)
+
+
+def check_grids(rois: Sequence[SpatialSpec], groups: Sequence[InputGroup], max_patch_mb: float) -> None:
+    """Every ROI inside the grid system (UTM: |lat| <= 84) and every patch under the size
+    limit, for every input group; a ``SpecError`` naming the ROI, the sizes and the limit."""
+    limit = max_patch_mb * 2**20
+    for i, roi in enumerate(rois):
+        for g in groups:
+            scale, n_bands = g.sensor.scale_m, len(g.sensor.bands)
+            try:
+                shape = _patch_shape(roi, scale, n_bands, limit)
+            except SpecError as exc:
+                raise SpecError(f"spatials[{i}]={roi!r}: {exc}") from None
+            if shape is None:
+                continue
+            w, h = shape
+            need = float(w) * h * n_bands * _PATCH_BYTES
+            if need > limit:
+                what = "the box" if isinstance(roi, BBox) else "buffer_m"
+                raise SpecError(
+                    f"spatials[{i}]={roi!r} at scale_m={scale:g} makes a {w} x {h} px patch of {n_bands} "
+                    f"band(s) for {[m.name for m in g.models]}: {_fmt_bytes(need)} as float32, over the "
+                    f"patch-size limit max_patch_mb={max_patch_mb:g} ({_fmt_bytes(limit)}). Use a smaller "
+                    f"{what}, a coarser scale_m (SensorSpec(scale_m=...)), or raise max_patch_mb")
 
 
 def merge_config(config: Optional[ExportConfig], given: Dict[str, Any]) -> Dict[str, Any]:
@@ -139,9 +203,19 @@ def build_job(*, spatials, temporal, models, out, layout, out_dir, out_path, nam
     plans = plan_models(models, sensor=sensor, per_model_sensors=per_model_sensors,
                         modality=modality, device=device, temporal=temporal)
     groups = group_inputs(plans)
-    provider, backend_name = open_backend(provider_arg, [p.embedder for p in plans])
-    for p in plans:
-        check_backend(p.embedder, backend_name)
+    check_grids(rois, groups, opts["max_patch_mb"])
+    provider, backend_name = open_backend(provider_arg, [p.embedder for p in plans], spatials=rois,
+                                          temporal=temporal, sensors=[g.sensor for g in groups])
+    # each model against the backend its input is routed to (a product beside imagery)
+    routed = [backend_name_for(provider, backend_name, p.sensor) for p in plans]
+    for p, name in zip(plans, routed):
+        check_backend(p.embedder, name)
+    for g in groups:  # unknown collections and bands, before any file is touched
+        why = provider.check_sensor(g.sensor)
+        if why:
+            raise SpecError(f"backend {backend_name!r} cannot serve the input of "
+                            f"{[m.name for m in g.models]}: {why}")
+    temporal = run_window([p.embedder for p in plans], temporal, routed)
     item_names = (resolved.names if resolved.names is not None
                   else [default_item_name(i) for i in range(len(rois))])
     return ExportJob(spatials=rois, spatial_dicts=[s.to_dict() for s in rois], temporal=temporal,
@@ -149,6 +223,36 @@ def build_job(*, spatials, temporal, models, out, layout, out_dir, out_path, nam
                      target=resolved, names=item_names, provider=provider, backend=backend_name,
                      device=device, device_resolved=dev, opts=opts, progress_cb=progress,
                      cancel=cancel)
+
+
+def run_locked(folder: str, lock_path: str, target: str, preflight: Callable[[], None],
+               body: Callable[[], Any]) -> Any:
+    """Run an export's ``body`` holding the target's lock (released on every way out).
+
+    ``preflight`` (checks of what is on disk) runs under the lock, before anything is
+    written; when it refuses, a ``folder`` this call created is removed again, so a
+    rejected request leaves nothing behind.
+    """
+    from ..io.lock import ExportLock
+
+    created = not os.path.isdir(folder)
+    ensure_dir(folder)
+    lock = ExportLock(lock_path, target)
+    try:
+        lock.acquire()
+        preflight()
+    except BaseException:
+        lock.release()
+        if created:
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass
+        raise
+    try:
+        return body()
+    finally:
+        lock.release()
 
 
 def package_version() -> str:
@@ -161,4 +265,5 @@ def ensure_dir(path: str) -> None:
     os.makedirs(path or ".", exist_ok=True)
 
 
-__all__ = ["ExportJob", "build_job", "RUN_DEFAULTS", "package_version", "ensure_dir"]
+__all__ = ["ExportJob", "build_job", "RUN_DEFAULTS", "package_version", "ensure_dir", "run_locked",
+           "check_grids"]

@@ -22,15 +22,18 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from ..errors import SpecError
 from ..io import keys as K
-from ..io.atomic import atomic_write_path, remove_stale_temps, write_json
+from ..io.atomic import (FileRecord, atomic_write_path_record, refreshed, remove_stale_temps,
+                         verify_file, write_json)
 from ..io.manifest import (MANIFEST_VERSION, PointFingerprints, aggregate_status, json_safe,
                            request_fingerprint, sha1_array, utc_now)
 from ..io.netcdf import (crs_var, embedding_var, export_attrs, input_var, lonlat_vars,
                          write_netcdf)
 from ..io.npz import write_npz
-from .job import ExportJob, ensure_dir, package_version
-from .pipeline import Cancelled, Fetched, Outcomes, Timings, run_chunks, stop_record
+from .job import ExportJob, package_version, run_locked
+from .pipeline import (Cancelled, Fetched, Outcomes, Timings, interruption, nodata_warning,
+                       run_chunks, stop_record, warn_mostly_nodata)
 from .progress import Progress
 from .writer import Writer
 
@@ -73,11 +76,18 @@ class PerItemExport:
             return None
         if not isinstance(m, dict) or m.get("request_fingerprint") != fingerprint or m.get("status") != "ok":
             return None
-        try:
-            if os.path.getsize(self.array_path(i)) != m.get("file_size"):
-                return None
-        except OSError:
+        record = FileRecord.from_dict({"size": m.get("file_size"), "sha1": m.get("file_sha1"),
+                                       "stat": m.get("file_stat")})
+        how = verify_file(self.array_path(i), record)
+        if how is None:  # missing, truncated, or other bytes than its manifest's checksum
             return None
+        if how == "hashed" and self.job.save_manifest:
+            # verified in full (the file was copied or touched): remember its new signature
+            m["file_stat"] = list(refreshed(self.array_path(i), record).signature)
+            try:
+                write_json(self.manifest_path(i), m)
+            except OSError:
+                pass
         shared = {p.name: p for p in self.job.models}
         for entry in m.get("models") or []:  # share the big static parts again
             p = shared.get(entry.get("model"))
@@ -89,7 +99,11 @@ class PerItemExport:
     def _point_manifest(self, i: int, fetched: Fetched, outcomes: Outcomes,
                         arrays: Dict[str, np.ndarray]) -> dict:
         job = self.job
-        entries, errors = [], []
+        entries, errors, warnings = [], [], []
+        for g in job.groups:
+            w = nodata_warning(job, i, g, fetched[i][g.gid])
+            if w is not None:
+                warnings.append(w)
         for m in job.models:
             g = m.group
             res = fetched[i][g.gid]
@@ -99,6 +113,7 @@ class PerItemExport:
                 key = K.input_key(g.owner.key)
                 inp = {"npz_key": key if key in arrays else None, "dtype": str(res.patch.data.dtype),
                        "shape": list(res.patch.data.shape), "sha1": None,
+                       "nodata_fraction": res.nodata_fraction,
                        "inspection": res.report if (job.fail_on_bad_input or m.sensor.check_input) else None}
                 if m is not g.owner:
                     inp["dedup_reused"] = True
@@ -116,6 +131,8 @@ class PerItemExport:
                 "error_info": err, "model_config": m.config, "fetch_attempts": res.attempts,
             })
         n_failed = sum(e["status"] != "ok" for e in entries)
+        fractions = [fetched[i][g.gid].nodata_fraction for g in job.groups]
+        fractions = [f for f in fractions if f is not None]
         return {
             "created_at": utc_now(),
             "point_index": i,
@@ -132,6 +149,8 @@ class PerItemExport:
             "summary": {"total_models": len(entries), "failed_models": n_failed,
                         "ok_models": len(entries) - n_failed},
             "errors": errors,
+            "warnings": warnings,
+            "nodata_fraction": max(fractions) if fractions else None,
             "request_fingerprint": self.point_fingerprints[i],
             "layout": "per_item",
             "format": job.format,
@@ -177,7 +196,7 @@ class PerItemExport:
                              extra={"point_index": i, "name": job.names[i], "status": manifest["status"],
                                     "request_fingerprint": manifest["request_fingerprint"],
                                     "spatial": json.dumps(job.spatial_dicts[i])})
-        atomic_write_path(path, lambda tmp: write_netcdf(tmp, variables, attrs))
+        return atomic_write_path_record(path, lambda tmp: write_netcdf(tmp, variables, attrs))[1]
 
     def _write_point(self, i: int, arrays: Dict[str, np.ndarray], fetched: Fetched, manifest: dict) -> None:
         sha = {k: sha1_array(a) for k, a in arrays.items()}
@@ -187,12 +206,14 @@ class PerItemExport:
                     rec["sha1"] = sha[rec["npz_key"]]
         path = self.array_path(i)
         if self.job.format == "npz":
-            write_npz(path, arrays)
+            record = write_npz(path, arrays)
             manifest["npz_path"], manifest["npz_keys"] = path, list(arrays)
         else:
-            self._write_netcdf(path, i, arrays, fetched, manifest)
+            record = self._write_netcdf(path, i, arrays, fetched, manifest)
             manifest["nc_path"], manifest["nc_variables"] = path, list(arrays)
-        manifest["file_size"] = os.path.getsize(path)
+        manifest["file_size"] = record.size
+        manifest["file_sha1"] = record.sha1
+        manifest["file_stat"] = list(record.signature)
         safe = json_safe(manifest)
         if self.job.save_manifest:
             safe["manifest_path"] = self.manifest_path(i)
@@ -206,7 +227,8 @@ class PerItemExport:
         info = {"type": type(err).__name__, "message": str(err), "stage": "write"}
         text = _error_text(info)
         i = manifest["point_index"]
-        for key in ("npz_path", "npz_keys", "nc_path", "nc_variables", "file_size", "manifest_path"):
+        for key in ("npz_path", "npz_keys", "nc_path", "nc_variables", "file_size", "file_sha1", "file_stat",
+                    "manifest_path"):
             manifest.pop(key, None)
         errors = [e for e in manifest.get("errors") or []]
         failed_models = {e.get("model") for e in errors}
@@ -271,13 +293,14 @@ class PerItemExport:
         job = self.job
         per_model: Dict[str, dict] = {m.name: {"model": m.name, "sensor": m.sensor_dict, "ok_points": 0,
                                                "failed_indices": []} for m in job.models}
-        errors = []
+        errors, warnings = [], []
         counts = {"ok": 0, "partial": 0, "failed": 0, "missing": 0}
         for i, man in enumerate(self.manifests):
             if man is None:
                 counts["missing"] += 1
                 continue
             counts[man["status"]] = counts.get(man["status"], 0) + 1
+            warnings.extend(man.get("warnings") or [])
             for e in man.get("models") or []:
                 pm = per_model.get(e.get("model"))
                 if pm is None:
@@ -319,14 +342,42 @@ class PerItemExport:
                         "partial_points": counts["partial"], "failed_points": counts["failed"],
                         "missing_points": counts["missing"], "resumed_points": self.resumed},
             "errors": errors,
+            "warnings": warnings,
             "timings": timings,
             "package_version": self.version,
             "manifest_version": MANIFEST_VERSION,
         })
 
+    # -------------------------------------------------------------- preflight
+    def preflight(self) -> None:
+        """Refuse (``SpecError``) to overwrite files in the folder that rs_embed did not write.
+
+        A folder with our run manifest is ours; otherwise every existing file this export
+        would replace must belong to an export (a point manifest beside it).
+        """
+        try:
+            present = {e.name for e in os.scandir(self.dir)}
+        except FileNotFoundError:
+            return
+        if not present or K.RUN_MANIFEST in present and _is_manifest(os.path.join(self.dir, K.RUN_MANIFEST)):
+            return
+        if K.RUN_MANIFEST in present:
+            raise SpecError(f"{os.path.join(self.dir, K.RUN_MANIFEST)!r} exists and is not an rs_embed run "
+                            "manifest; rs_embed does not overwrite files it did not write: choose another out")
+        for name in self.job.names:
+            for fname in (name + self.ext, name + ".json"):
+                if fname in present and not _is_manifest(os.path.join(self.dir, name + ".json")):
+                    raise SpecError(
+                        f"{os.path.join(self.dir, fname)!r} exists and was not written by an export "
+                        "(no export manifest beside it); rs_embed does not overwrite files it did not "
+                        "write: move it, or choose another out or other names")
+
+    # -------------------------------------------------------------------- run
     def run(self) -> List[dict]:
+        return run_locked(self.dir, K.per_item_lock(self.dir), self.dir, self.preflight, self._run_locked)
+
+    def _run_locked(self) -> List[dict]:
         job = self.job
-        ensure_dir(self.dir)
         remove_stale_temps(self.dir)
         todo = []
         for i in range(job.n_items):
@@ -350,23 +401,28 @@ class PerItemExport:
                             desc=f"export {os.path.basename(os.path.abspath(self.dir))}",
                             callback=job.progress_cb)
         progress.overall.update(self.resumed)
-        stop, cancelled = None, False
+        stop = None
         try:
             stop = run_chunks(job, todo, progress, timings, self._handle(writer, progress),
                               batch=job.per_item_batch, cancel=job.cancel, abort=self._write_abort)
         except Cancelled:
-            cancelled = True
+            stop = interruption("cancelled")
+        except KeyboardInterrupt as exc:
+            stop = interruption("interrupted", exc)
+        except Exception as exc:  # anything unexpected: recorded, then raised
+            stop = interruption("error", exc)
         finally:
             try:
                 writer.close()
             finally:
                 progress.close()
-        return self._finish(run_path, stop, timings, writer, cancelled=cancelled)
+        warn_mostly_nodata(job, [w for i in todo if self.manifests[i] is not None
+                                 for w in self.manifests[i].get("warnings") or ()])
+        return self._finish(run_path, stop, timings, writer)
 
-    def _finish(self, run_path: str, stop, timings: Timings, writer: Optional[Writer],
-                cancelled: bool = False) -> List[dict]:
+    def _finish(self, run_path: str, stop, timings: Timings, writer: Optional[Writer]) -> List[dict]:
         job = self.job
-        if self.write_errors and not job.continue_on_error:
+        if self.write_errors and not job.continue_on_error and (stop is None or stop[0] is not None):
             # a write failed: the export stops there, even when it was noticed only after
             # the last point (or after another stop of a later point)
             i, err = min(self.write_errors.items())
@@ -374,16 +430,36 @@ class PerItemExport:
                 stop = (i, self._write_exception(i, err))
         statuses = [m["status"] if m is not None else "failed" for m in self.manifests]
         status = aggregate_status(statuses)
-        if stop is not None:
+        asked = stop is not None and (isinstance(stop[1], (Cancelled, KeyboardInterrupt)))
+        if stop is not None and not asked:
             status = "failed"
-        stage = "stopped" if stop is not None else ("cancelled" if cancelled else "done")
+        stage = "stopped" if stop is not None else "done"
         if job.save_manifest:  # always rewritten: a resume or a crash must not leave it stale
-            write_json(run_path, self.run_manifest(status, stage,
-                                                   timings.as_dict(writer.seconds if writer else 0.0),
-                                                   stop_record(stop) if stop is not None else None))
-        if stop is not None:
+            try:
+                write_json(run_path, self.run_manifest(status, stage,
+                                                       timings.as_dict(writer.seconds if writer else 0.0),
+                                                       stop_record(stop) if stop is not None else None))
+            except OSError as exc:  # e.g. the disk is full: never hide why the export stopped
+                if stop is None or isinstance(stop[1], Cancelled):
+                    raise
+                try:
+                    stop[1].add_note(f"the run manifest could not be updated: {exc}")
+                except AttributeError:  # pragma: no cover - Python < 3.11
+                    pass
+        if stop is not None and not isinstance(stop[1], Cancelled):
             raise stop[1]
         return self.manifests  # type: ignore[return-value]
+
+
+def _is_manifest(path: str) -> bool:
+    """Whether ``path`` is an export manifest (ours or the public rs-embed's)."""
+    try:
+        with open(path, "rb") as fh:
+            doc = json.loads(fh.read())
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and isinstance(doc.get("models"), list) and (
+        "request_fingerprint" in doc or "point_index" in doc or "n_items" in doc)
 
 
 __all__ = ["PerItemExport"]

@@ -10,8 +10,10 @@ from __future__ import annotations
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from ..errors import ModelError, ProviderError, RsEmbedError
-from .fetch import Fetcher, FetchResult
+from ..errors import ModelError, ProviderError, RsEmbedError, keep_warning_settings, warn
+from .. import input_checks
+from ..io.manifest import error_message
+from .fetch import Cancelled, Fetcher, FetchResult, ProviderStuck
 from .infer import Inference, ModelOutcome
 from .job import ExportJob
 from .progress import Progress
@@ -63,24 +65,89 @@ def failure_error(job: ExportJob, i: int, model: Optional[str], out: ModelOutcom
     return err
 
 
-def stop_record(stop: Tuple[int, Exception]) -> dict:
+def stop_record(stop: Tuple[Optional[int], BaseException]) -> dict:
     """The run manifest's record of why an export stopped: point, model, type, message."""
     i, err = stop
-    cause = getattr(err, "cause", None) or {"type": type(err).__name__, "message": str(err)}
+    cause = getattr(err, "cause", None) or {"type": type(err).__name__, "message": error_message(err)}
     return {"point_index": getattr(err, "point_index", i), "model": getattr(err, "model", None),
             "type": cause["type"], "message": cause["message"],
             "stage": getattr(err, "stage", None) or "stopped", "stopped": True,
-            "raised": f"{type(err).__name__}: {err}"}
+            "raised": f"{type(err).__name__}: {error_message(err)}"}
+
+
+def interruption(kind: str, exc: Optional[BaseException] = None) -> Tuple[None, BaseException]:
+    """A stop that is not a point's failure: ``cancelled`` (the cancel event),
+    ``interrupted`` (Ctrl-C) or ``error`` (anything unexpected), as ``stop_record`` takes it."""
+    if kind == "cancelled":
+        err: BaseException = Cancelled("the export was cancelled (its cancel event was set); "
+                                       "resume=True continues it")
+    elif kind == "interrupted":
+        err = exc if exc is not None else KeyboardInterrupt()
+        err_cause = {"type": type(err).__name__,
+                     "message": "the export was interrupted (Ctrl-C); resume=True continues it"}
+        return None, _with_cause(err, err_cause, "interrupted")
+    else:
+        err = exc  # type: ignore[assignment]
+    return None, _with_cause(err, {"type": type(err).__name__, "message": error_message(err)}, kind)
+
+
+def _with_cause(err: BaseException, cause: dict, stage: str) -> BaseException:
+    for k, v in (("cause", cause), ("stage", stage), ("point_index", None), ("model", None)):
+        if getattr(err, k, None) is None:
+            try:
+                setattr(err, k, v)
+            except Exception:  # pragma: no cover - exceptions with __slots__
+                pass
+    return err
+
+
+def nodata_issue(res: FetchResult) -> Optional[str]:
+    """The mostly-nodata finding of one fetched patch (the rule and threshold of
+    :mod:`rs_embed.input_checks`), or None."""
+    f = res.nodata_fraction
+    if not input_checks.mostly_nodata(f):
+        return None
+    return f"{f:.1%} of pixels are nodata (limit {input_checks.MAX_NODATA:.0%})"
+
+
+def nodata_warning(job: ExportJob, i: int, group, res: FetchResult) -> Optional[dict]:
+    """The manifest's warning entry for a mostly-nodata patch (exported, not failed)."""
+    issue = nodata_issue(res)
+    if issue is None:
+        return None
+    return {"type": "mostly_nodata", "point_index": i, "models": [m.name for m in group.models],
+            "nodata_fraction": res.nodata_fraction, "limit": input_checks.MAX_NODATA,
+            "message": (f"point {i} ({job.names[i]!r}): {issue}; its embeddings describe mostly fill "
+                        "values (the ROI lies partly outside the imagery or under masked pixels)")}
+
+
+def warn_mostly_nodata(job: ExportJob, warnings: Sequence[dict]) -> None:
+    """One visible warning for all mostly-nodata points of the run (as ``get_embedding`` warns)."""
+    points = sorted({w["point_index"]: w for w in warnings}.values(), key=lambda w: w["point_index"])
+    if not points:
+        return
+    shown = ", ".join(f"#{w['point_index']} {job.names[w['point_index']]!r} ({w['nodata_fraction']:.0%})"
+                      for w in points[:5])
+    more = f" and {len(points) - 5} more" if len(points) > 5 else ""
+    warn(f"{len(points)} of {job.n_items} point(s) have mostly-nodata patches (more than "
+         f"{input_checks.MAX_NODATA:.0%} of pixels filled with fill_value): {shown}{more}; they are exported with a "
+         "'mostly_nodata' warning in their manifest (fail_on_bad_input=True fails them instead)")
 
 
 def bad_input_error(job: ExportJob, i: int, fetched: Fetched) -> Optional[Exception]:
     """``fail_on_bad_input``: the first failed input check of point ``i`` as an error."""
     for g in job.groups:
         res = fetched[i][g.gid]
-        if res.ok and res.report is not None and not res.report["ok"]:
+        if not res.ok:
+            continue
+        issues = list(res.report["issues"]) if res.report is not None and not res.report["ok"] else []
+        nodata = nodata_issue(res)
+        if nodata is not None and not any("nodata" in x for x in issues):
+            issues.append(nodata)
+        if issues:
             err = ProviderError(
                 f"input check failed at point {i} ({job.names[i]!r}) for models "
-                f"{[m.name for m in g.models]}: {'; '.join(res.report['issues'])} "
+                f"{[m.name for m in g.models]}: {'; '.join(issues)} "
                 "(fail_on_bad_input=True)")
             err.point_index = i  # type: ignore[attr-defined]
             err.model = g.owner.name  # type: ignore[attr-defined]
@@ -103,10 +170,6 @@ ChunkHandler = Callable[[List[int], Fetched, Outcomes], None]
 Abort = Callable[[], Optional[Tuple[int, Exception]]]
 
 
-class Cancelled(Exception):
-    """Internal: the caller's ``cancel`` event was set; what is done has been written."""
-
-
 def run_chunks(job: ExportJob, todo: Sequence[int], progress: Progress, timings: Timings,
                handle: ChunkHandler, *, batch: bool, cancel=None,
                abort: Optional[Abort] = None) -> Optional[Tuple[int, Exception]]:
@@ -117,9 +180,11 @@ def run_chunks(job: ExportJob, todo: Sequence[int], progress: Progress, timings:
     go through one by one as their patches arrive. Returns ``(point, error)`` when the
     export must stop (``continue_on_error=False`` or ``fail_on_bad_input``) after what
     was complete was handed over; the caller finishes its files and raises the error.
-    Raises ``Cancelled`` when ``cancel.is_set()`` between chunks. ``abort()`` is asked
-    between chunks (and between points when streaming); what it returns stops the export
-    the same way (e.g. a failed write with ``continue_on_error=False``).
+    Raises ``Cancelled`` as soon as ``cancel.is_set()`` (also while waiting for
+    fetches: a hanging provider is walked away from). ``abort()`` is asked between
+    chunks (and between points when streaming); what it returns stops the export the
+    same way (e.g. a failed write with ``continue_on_error=False``). A backend that
+    stops answering altogether (``ProviderStuck``) stops the export like a failed point.
     """
     if not todo:
         return None
@@ -127,29 +192,38 @@ def run_chunks(job: ExportJob, todo: Sequence[int], progress: Progress, timings:
     chunks = [list(todo[k:k + cs]) for k in range(0, len(todo), cs)]
     fetcher = Fetcher(job.provider, job.spatials, job.temporal, job.groups,
                       workers=job.num_workers, retries=job.max_retries, backoff_s=job.retry_backoff_s,
-                      check_inputs=job.fail_on_bad_input, point_names=job.names)
+                      timeout_s=job.fetch_timeout_s, check_inputs=job.fail_on_bad_input,
+                      point_names=job.names, cancel=cancel)
     infer = Inference(backend=job.backend, temporal=job.temporal, output=job.output,
                       input_prep=job.input_prep, device_batch=batch)
     try:
-        ahead = fetcher.submit(chunks[0])
-        for k, chunk in enumerate(chunks):
-            if cancel is not None and cancel.is_set():
-                raise Cancelled()
-            stop = abort() if abort is not None else None
-            if stop is not None:
-                return stop
-            current = ahead
-            ahead = fetcher.submit(chunks[k + 1]) if k + 1 < len(chunks) else None
-            if batch:
-                stop = _batched_chunk(job, chunk, current, fetcher, infer, progress, timings, handle)
-            else:
-                stop = _streamed_chunk(job, chunk, current, fetcher, infer, progress, timings, handle, abort)
-            if stop is not None:
-                return stop
-            del current
-        return None
+        with keep_warning_settings():  # worker threads must not leave their filters behind
+            return _loop(job, chunks, fetcher, infer, progress, timings, handle, batch, abort)
+    except ProviderStuck as exc:  # the backend is down: stop like a failed point
+        return getattr(exc, "point_index", todo[0]), exc
     finally:
         fetcher.close()
+
+
+def _loop(job, chunks, fetcher, infer, progress, timings, handle, batch, abort):
+    """The chunks in order, the next one fetched while this one is embedded and written."""
+    ahead = fetcher.submit(chunks[0])
+    for k, chunk in enumerate(chunks):
+        if fetcher.cancelled():
+            raise Cancelled()
+        stop = abort() if abort is not None else None
+        if stop is not None:
+            return stop
+        current = ahead
+        ahead = fetcher.submit(chunks[k + 1]) if k + 1 < len(chunks) else None
+        if batch:
+            stop = _batched_chunk(job, chunk, current, fetcher, infer, progress, timings, handle)
+        else:
+            stop = _streamed_chunk(job, chunk, current, fetcher, infer, progress, timings, handle, abort)
+        if stop is not None:
+            return stop
+        del current
+    return None
 
 
 def _infer(job, infer, m, fetched, batch, progress, timings) -> Dict[int, ModelOutcome]:
@@ -193,6 +267,8 @@ def _streamed_chunk(job, chunk, current, fetcher, infer, progress, timings, hand
         stop = abort() if abort is not None else None
         if stop is not None:
             return stop
+        if fetcher.cancelled():
+            raise Cancelled()
         t0 = time.perf_counter()
         fetched = fetcher.gather({i: current[i]})
         timings.fetch_wait_s += time.perf_counter() - t0
@@ -209,4 +285,5 @@ def _streamed_chunk(job, chunk, current, fetcher, infer, progress, timings, hand
     return None
 
 
-__all__ = ["run_chunks", "Timings", "ExportError", "Cancelled", "Fetched", "Outcomes", "stop_record"]
+__all__ = ["run_chunks", "Timings", "ExportError", "Cancelled", "Fetched", "Outcomes", "stop_record",
+           "interruption", "error_message", "nodata_warning", "warn_mostly_nodata"]

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import ntpath
 import os
+import pathlib
 import unicodedata
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -19,9 +21,15 @@ import numpy as np
 
 from ..errors import ModelError, SpecError
 from ..io.keys import EXTENSIONS, FORMATS, RUN_MANIFEST
+from ..providers.base import DEFAULT_FETCH_TIMEOUT_S
 from ..specs import FetchSpec, InputPrepSpec, SensorSpec
 
 LAYOUTS = ("per_item", "combined")
+
+#: default of ``export_batch(max_patch_mb=...)``: the largest input patch (width x height
+#: x bands x 4 bytes of float32) one point may need, in MiB. It stops a request such as a
+#: 500 km buffer at 10 m (hundreds of GiB) before anything is fetched or written.
+DEFAULT_MAX_PATCH_MB = 1024.0
 
 
 # --------------------------------------------------------------------- primitives
@@ -45,6 +53,13 @@ def check_non_negative_int(name: str, value: Any) -> int:
     return int(value)
 
 
+def check_positive_float(name: str, value: Any, unit: str = "seconds") -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(value)) or value <= 0:
+        raise SpecError(f"{name} must be a number of {unit} > 0, got {value!r}")
+    return float(value)
+
+
 def check_non_negative_float(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
             or not math.isfinite(float(value)) or value < 0:
@@ -65,23 +80,47 @@ def check_layout(value: Any) -> str:
     return value
 
 
-def _check_path(name: str, value: Any) -> str:
+def check_path(name: str, value: Any) -> str:
+    """A usable path: a non-empty string (or os.PathLike) without NUL bytes."""
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
+    if isinstance(value, bytes):
+        raise SpecError(f"{name} must be a str path, got bytes {value!r}")
     if not isinstance(value, str) or not value.strip():
         raise SpecError(f"{name} must be a non-empty path, got {value!r}")
+    if "\x00" in value:
+        raise SpecError(f"{name}={value!r} contains a NUL byte, which no file system accepts")
     return value
 
 
+_check_path = check_path
 _UNSAFE_CHARS = set('/\\:*?"<>|')
 
 
+def _is_reserved(file_name: str) -> bool:
+    """Whether Windows reserves ``file_name`` for a device (``CON``, ``aux.npz``, ``COM1``...)."""
+    check = getattr(ntpath, "isreserved", None)  # Python >= 3.13
+    if check is not None:
+        return bool(check(file_name))
+    return pathlib.PureWindowsPath(file_name).is_reserved()
+
+
+def name_key(value: str) -> str:
+    """The key two names collide on: one file on common file systems (NFC and NFD forms of
+    a letter are one name on macOS, case differences one name on macOS and Windows)."""
+    return unicodedata.normalize("NFC", value).casefold()
+
+
 def check_item_name(value: Any, where: str) -> str:
-    """A per-item file stem that is safe on every OS and cannot escape ``out_dir``."""
+    """A per-item file stem that is safe on every OS and cannot escape ``out_dir``.
+
+    Returned in Unicode NFC form, the form the files are written under.
+    """
     if not isinstance(value, str):
         raise SpecError(f"{where} must be a string, got {type(value).__name__}: {value!r}")
     if not value:
         raise SpecError(f"{where} must not be empty")
+    value = unicodedata.normalize("NFC", value)
     bad = sorted({c for c in value if c in _UNSAFE_CHARS})
     if bad:
         raise SpecError(f"{where}={value!r} is not a safe file name: it contains {''.join(bad)!r}")
@@ -95,6 +134,9 @@ def check_item_name(value: Any, where: str) -> str:
         raise SpecError(f"{where} is too long for a file name ({len(value)} characters; at most 200 bytes)")
     if value.lower() == os.path.splitext(RUN_MANIFEST)[0]:
         raise SpecError(f"{where}={value!r} is reserved for the export's own manifest")
+    if _is_reserved(value + ".npz"):
+        raise SpecError(f"{where}={value!r} is a device name Windows reserves (CON, PRN, AUX, NUL, "
+                        "COM1-9, LPT1-9, with any extension): the file could not be created there")
     return value
 
 
@@ -106,10 +148,15 @@ def check_names(names: Any, n_items: int) -> List[str]:
     out = [check_item_name(v, f"names[{i}]") for i, v in enumerate(names)]
     seen: Dict[str, int] = {}
     for i, v in enumerate(out):
-        key = v.casefold()  # 'A' and 'a' are one file on macOS and Windows
+        key = name_key(v)
         if key in seen:
-            raise SpecError(f"names must be unique: names[{seen[key]}]={out[seen[key]]!r} and names[{i}]={v!r} "
-                            "name the same file")
+            j = seen[key]
+            a, b = names[j], names[i]
+            same_text = a != b and unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b)
+            looks = f" (code points {ascii(a)} and {ascii(b)})" if same_text else ""
+            raise SpecError(f"names must be unique: names[{j}]={a!r} and names[{i}]={b!r}{looks} "
+                            "name the same file (names are compared in Unicode NFC form, ignoring case, "
+                            "as macOS and Windows do)")
         seen[key] = i
     return out
 
@@ -206,6 +253,8 @@ class ExportConfig:
     resume: bool = False
     show_progress: bool = True
     input_prep: Any = "resize"
+    fetch_timeout_s: float = DEFAULT_FETCH_TIMEOUT_S
+    max_patch_mb: float = DEFAULT_MAX_PATCH_MB
 
     def __post_init__(self):
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
@@ -225,6 +274,8 @@ def check_run_options(*, where: str = "", **opts: Any) -> Dict[str, Any]:
         out[k] = check_positive_int(where + k, opts[k])
     out["max_retries"] = check_non_negative_int(where + "max_retries", opts["max_retries"])
     out["retry_backoff_s"] = check_non_negative_float(where + "retry_backoff_s", opts["retry_backoff_s"])
+    out["fetch_timeout_s"] = check_positive_float(where + "fetch_timeout_s", opts["fetch_timeout_s"])
+    out["max_patch_mb"] = check_positive_float(where + "max_patch_mb", opts["max_patch_mb"], "MiB")
     out["input_prep"] = InputPrepSpec.coerce(opts["input_prep"], where + "input_prep") or InputPrepSpec.resize()
     if out["resume"] and not out["save_manifest"]:
         raise SpecError(
@@ -305,4 +356,5 @@ def resolve_target(*, out, layout, out_dir, out_path, names, target, fmt: str,
 
 
 __all__ = ["ExportTarget", "ExportConfig", "ExportModelRequest", "ResolvedTarget", "LAYOUTS",
-           "check_run_options", "resolve_target", "check_names", "check_item_name"]
+           "check_run_options", "resolve_target", "check_names", "check_item_name", "check_path",
+           "name_key", "DEFAULT_MAX_PATCH_MB"]

@@ -1,9 +1,11 @@
-"""Retrying what can succeed on a second try, and only that.
+"""Retrying what can succeed on a second try, and only that, in one layer.
 
 A provider marks its errors ``transient`` (a timeout, a rate limit) or not (no
 imagery covers the ROI, a bad band name). Timeouts and dropped connections raised by
 lower layers count as transient; every other error fails at once, because repeating a
-deterministic failure only wastes quota and time.
+deterministic failure only wastes quota and time. An error that says it took more
+than one attempt was retried by the provider itself (within its own budget): the
+engine does not start that over, so retries never multiply.
 """
 
 from __future__ import annotations
@@ -23,6 +25,12 @@ def is_transient_fetch_error(exc: BaseException) -> bool:
     if flag is not None:
         return bool(flag)
     return isinstance(exc, (TimeoutError, ConnectionError))
+
+
+def retried_already(exc: BaseException) -> bool:
+    """Whether the layer below already retried ``exc`` (it carries ``attempts > 1``)."""
+    n = getattr(exc, "attempts", None)
+    return isinstance(n, int) and n > 1
 
 
 def is_transient_write_error(exc: BaseException) -> bool:
@@ -57,4 +65,4 @@ def with_retries(fn: Callable[[], T], *, retries: int, backoff_s: float,
                 time.sleep(backoff_s)
 
 
-__all__ = ["with_retries", "is_transient_fetch_error", "is_transient_write_error"]
+__all__ = ["with_retries", "is_transient_fetch_error", "is_transient_write_error", "retried_already"]

@@ -2,31 +2,60 @@
 
 A reader (or a resumed export) therefore sees either the previous file or the
 complete new one, never a truncated file under the final name, even when the process
-is killed mid-write. Temporary names are hidden (``.<name>.rs_embed-<pid>-<n>.tmp``)
-so no reader mistakes them for an artifact.
+is killed mid-write. Temporary files are created by :func:`tempfile.mkstemp` (exclusive
+create, no symlink following, an unpredictable name) in the destination folder, so a
+link planted there cannot redirect a write outside it; libraries that need a file
+*name* (HDF5/netCDF) write inside a private temporary folder made the same way. The
+names are hidden (``.<name>.rs_embed-<pid>-<random>.tmp``) so no reader mistakes them
+for an artifact, and carry the writer's pid so leftovers of dead processes can be
+removed.
+
+Every write can record what it wrote (:class:`FileRecord`: size, SHA-1, and the
+file's stat signature), computed while the bytes go out, and :func:`verify_file`
+checks a file against such a record: quickly when the file's stat signature is
+unchanged (nothing has written to it since), by re-hashing it otherwise.
 """
 
 from __future__ import annotations
 
-import itertools
+import hashlib
 import json
 import os
 import re
-from typing import Any, BinaryIO, Callable
+import shutil
+import stat
+import tempfile
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Callable, Optional, Tuple
 
 #: fsync each file before the rename. Off by default: a killed process never leaves a
-#: partial file either way, and after a power cut resume notices a truncated file by
-#: the size its manifest records. Turn on for file systems where that is not enough.
+#: partial file either way, and after a power cut resume notices a damaged file by the
+#: checksum its manifest records. Turn on for file systems where that is not enough.
 FSYNC = False
 
-_counter = itertools.count()
-_TEMP = re.compile(r"^\..+\.rs_embed-(\d+)-\d+\.tmp$")
+_TEMP = re.compile(r"^\..+\.rs_embed-(\d+)-\w+\.(tmp|tmpdir)$")
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_umask()  # what open() would have given the file
+
+
+def _temp_prefix(path: str) -> Tuple[str, str]:
+    folder, base = os.path.split(os.path.abspath(path))
+    return folder, f".{base}.rs_embed-{os.getpid()}-"
 
 
 def temp_path(path: str) -> str:
-    """A unique hidden temporary name beside ``path``."""
-    folder, base = os.path.split(os.path.abspath(path))
-    return os.path.join(folder, f".{base}.rs_embed-{os.getpid()}-{next(_counter)}.tmp")
+    """A new, exclusively created, empty hidden temporary file beside ``path``."""
+    folder, prefix = _temp_prefix(path)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
+    os.close(fd)
+    return tmp
 
 
 def _sync(fh) -> None:
@@ -35,25 +64,110 @@ def _sync(fh) -> None:
         os.fsync(fh.fileno())
 
 
-def atomic_write(path: str, write: Callable[[BinaryIO], Any]) -> Any:
-    """Call ``write(fileobj)`` on a temporary file, then rename it to ``path``."""
-    tmp = temp_path(path)
+def _name_the_file(exc: OSError, path: str) -> OSError:
+    """Disk full, quota, I/O errors: make the message say which file (``[Errno 28] ...: 'x'``)."""
+    if getattr(exc, "filename", None) in (None, ""):
+        try:
+            exc.filename = path
+        except Exception:  # pragma: no cover
+            pass
+    return exc
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    """What was written: size, SHA-1 and the stat signature (mtime, ctime, inode) after the
+    rename. Any later write to the file changes the signature (ctime cannot be set back)."""
+
+    size: int
+    sha1: str
+    signature: Tuple[int, int, int]
+
+    def to_dict(self) -> dict:
+        return {"size": self.size, "sha1": self.sha1, "stat": list(self.signature)}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Optional["FileRecord"]:
+        try:
+            sig = d.get("stat") or [0, 0, 0]
+            return cls(int(d["size"]), str(d["sha1"]), (int(sig[0]), int(sig[1]), int(sig[2])))
+        except (AttributeError, KeyError, TypeError, ValueError, IndexError):
+            return None
+
+
+def _signature(st: os.stat_result) -> Tuple[int, int, int]:
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+
+def _record(path: str, size: int, sha1: str) -> FileRecord:
+    return FileRecord(size, sha1, _signature(os.stat(path)))
+
+
+class _HashingFile:
+    """A write-only file object that hashes what passes through it."""
+
+    def __init__(self, fh: BinaryIO):
+        self._fh = fh
+        self._sha1 = hashlib.sha1()
+        self.size = 0
+
+    def write(self, data) -> int:
+        n = self._fh.write(data)
+        self._sha1.update(data)
+        self.size += len(memoryview(data).cast("B"))
+        return n
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def fileno(self) -> int:
+        return self._fh.fileno()
+
+    def hexdigest(self) -> str:
+        return self._sha1.hexdigest()
+
+
+def atomic_write_record(path: str, write: Callable[[BinaryIO], Any]) -> Tuple[Any, FileRecord]:
+    """Call ``write(fileobj)`` on a new temporary file, rename it to ``path``; returns
+    ``write``'s result and the :class:`FileRecord` of the file."""
+    folder, prefix = _temp_prefix(path)
+    tmp = None
     try:
-        with open(tmp, "wb") as fh:
-            result = write(fh)
-            _sync(fh)
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
+        os.fchmod(fd, _FILE_MODE)
+        with os.fdopen(fd, "wb") as raw:
+            fh = _HashingFile(raw)
+            result = write(fh)  # type: ignore[arg-type]
+            _sync(raw)
         os.replace(tmp, path)
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
-    return result
+        tmp = None
+        return result, _record(path, fh.size, fh.hexdigest())
+    except OSError as exc:
+        raise _name_the_file(exc, path)
+    finally:
+        if tmp is not None:
+            _remove_quietly(tmp)
 
 
-def atomic_write_path(path: str, write: Callable[[str], Any]) -> Any:
-    """Like :func:`atomic_write` for libraries that need a file name (HDF5/netCDF)."""
-    tmp = temp_path(path)
+def atomic_write(path: str, write: Callable[[BinaryIO], Any]) -> Any:
+    """Call ``write(fileobj)`` on a new temporary file, then rename it to ``path``."""
+    return atomic_write_record(path, write)[0]
+
+
+def atomic_write_path_record(path: str, write: Callable[[str], Any]) -> Tuple[Any, FileRecord]:
+    """Like :func:`atomic_write_record` for libraries that need a file name (HDF5/netCDF):
+    ``write(name)`` creates the file inside a private folder (mode 0700) beside ``path``."""
+    folder, prefix = _temp_prefix(path)
+    tmpdir = None
     try:
+        tmpdir = tempfile.mkdtemp(prefix=prefix, suffix=".tmpdir", dir=folder)
+        tmp = os.path.join(tmpdir, os.path.basename(path))
         result = write(tmp)
+        os.chmod(tmp, _FILE_MODE)
+        size, sha1 = _hash_file(tmp)
         if FSYNC:
             fd = os.open(tmp, os.O_RDONLY)
             try:
@@ -61,10 +175,58 @@ def atomic_write_path(path: str, write: Callable[[str], Any]) -> Any:
             finally:
                 os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
-    return result
+        return result, _record(path, size, sha1)
+    except OSError as exc:
+        raise _name_the_file(exc, path)
+    finally:
+        if tmpdir is not None:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def atomic_write_path(path: str, write: Callable[[str], Any]) -> Any:
+    return atomic_write_path_record(path, write)[0]
+
+
+def _hash_file(path: str) -> Tuple[int, str]:
+    h = hashlib.sha1()
+    size = 0
+    with open(path, "rb") as fh:
+        while True:
+            block = fh.read(1 << 20)
+            if not block:
+                break
+            h.update(block)
+            size += len(block)
+    return size, h.hexdigest()
+
+
+def verify_file(path: str, record: Optional[FileRecord]) -> Optional[str]:
+    """Whether ``path`` still holds what ``record`` describes.
+
+    Returns ``"fast"`` (stat signature unchanged: nothing has written to it since),
+    ``"hashed"`` (signature changed, SHA-1 re-computed and equal) or None (missing, not
+    a regular file, another size or other content).
+    """
+    if record is None:
+        return None
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode) or st.st_size != record.size:
+        return None
+    if _signature(st) == record.signature:
+        return "fast"
+    try:
+        size, sha1 = _hash_file(path)
+    except OSError:
+        return None
+    return "hashed" if (size, sha1) == (record.size, record.sha1) else None
+
+
+def refreshed(path: str, record: FileRecord) -> FileRecord:
+    """``record`` with the file's current stat signature (after a full verification)."""
+    return FileRecord(record.size, record.sha1, _signature(os.stat(path)))
 
 
 def dumps_json(obj: Any) -> bytes:
@@ -89,20 +251,24 @@ def _remove_quietly(path: str) -> None:
         pass
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid) -> bool:
+    """Whether process ``pid`` runs on this machine (a process we may not signal counts)."""
+    if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+        return False
     if pid == os.getpid():
         return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except OSError:  # PermissionError: it exists, but is someone else's
         return True
     return True
 
 
 def remove_stale_temps(folder: str) -> int:
-    """Delete temporary files left in ``folder`` by processes that no longer run."""
+    """Delete temporary files (and folders) left in ``folder`` by rs_embed processes that
+    no longer run; nothing else is touched, and links are never followed."""
     removed = 0
     try:
         entries = os.scandir(folder)
@@ -111,11 +277,18 @@ def remove_stale_temps(folder: str) -> int:
     with entries:
         for entry in entries:
             m = _TEMP.match(entry.name)
-            if m and not _alive(int(m.group(1))):
+            if not m or pid_alive(int(m.group(1))):
+                continue
+            if m.group(2) == "tmpdir" and entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            elif m.group(2) == "tmp" and entry.is_file(follow_symlinks=False):
                 _remove_quietly(entry.path)
-                removed += 1
+            else:
+                continue
+            removed += 1
     return removed
 
 
-__all__ = ["atomic_write", "atomic_write_path", "write_json", "dumps_json", "temp_path",
-           "remove_stale_temps"]
+__all__ = ["atomic_write", "atomic_write_record", "atomic_write_path", "atomic_write_path_record",
+           "write_json", "dumps_json", "temp_path", "remove_stale_temps", "FileRecord",
+           "verify_file", "refreshed", "pid_alive"]

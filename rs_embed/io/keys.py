@@ -6,6 +6,7 @@ write load in its reader and files it wrote load in ours.
 
 from __future__ import annotations
 
+import os
 import re
 
 FORMATS = ("npz", "netcdf")
@@ -59,6 +60,31 @@ def default_item_name(index: int) -> str:
 #: run-level manifest of a per-item export directory (not a point: it has no array file)
 RUN_MANIFEST = "rs_embed_export.json"
 
+#: the lock an export holds on its target (hidden; see :mod:`rs_embed.io.lock`)
+LOCK_NAME = ".rs_embed.lock"
+#: a combined export's checkpoint folder is ``<out>.parts``; rs_embed marks its own with
+#: this file and never deletes a ``.parts`` folder without it
+PARTS_SUFFIX = ".parts"
+PARTS_MARKER = ".rs_embed-parts"
+
+
+def per_item_lock(out_dir: str) -> str:
+    """Lock file of a per-item export: inside its folder."""
+    return os.path.join(out_dir, LOCK_NAME)
+
+
+def combined_lock(base: str) -> str:
+    """Lock file of a combined export ``<base>.npz|.nc`` (covers ``<base>.json`` and
+    ``<base>.parts`` too, which both formats share): ``.<base>.rs_embed.lock`` beside it."""
+    folder, name = os.path.split(base)
+    return os.path.join(folder, f".{name}{LOCK_NAME}")
+
+
+def parts_dir(base: str) -> str:
+    return base + PARTS_SUFFIX
+
+
 __all__ = ["FORMATS", "EXTENSIONS", "RUN_MANIFEST", "sanitize_key", "input_key", "embedding_key",
            "inputs_key", "embeddings_key", "point_input_key", "point_embedding_key",
-           "default_item_name"]
+           "default_item_name", "LOCK_NAME", "PARTS_SUFFIX", "PARTS_MARKER", "per_item_lock",
+           "combined_lock", "parts_dir"]

@@ -5,16 +5,25 @@ a directory is a per-item export. Rows are aligned by point index: a point that
 failed (or was never written) is a NaN row, it never shifts the others. A point file
 of a per-item folder that belongs to another request than the run manifest's (left by
 an earlier run that this one stopped before overwriting) is a missing point too, never
-a silent ``ok``. Reads what ``export_batch`` writes and what the public rs-embed writes
-(0.2.x-0.3.x).
+a silent ``ok``; so is an embedding holding NaN or infinite values. Reads what
+``export_batch`` writes and what the public rs-embed writes (0.2.x-0.3.x), and exports
+written with ``save_manifest=False`` from their arrays alone.
+
+A file cannot crash the reader: every malformed manifest or archive is a ``ValueError``
+naming the file and the field, and sizes a manifest claims are checked against the
+arrays (and an array's header against its stored bytes) before anything is allocated.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
+import zipfile
+import zlib
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -94,38 +103,154 @@ class ExportResult:
                 f"models=[{ms}], path={self.path!r})")
 
 
+# ------------------------------------------------------------------ validation
+
+STATUSES = ("ok", "partial", "failed")
+_MISSING = object()
+
+
+def _bad(path: str, field: str, problem: str) -> ValueError:
+    return ValueError(f"{path!r}: field {field!r} {problem}")
+
+
+def _int(value: Any, path: str, field: str, *, lo: int = 0, hi: Optional[int] = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad(path, field, f"must be an integer, got {value!r}")
+    if value < lo or (hi is not None and value >= hi):
+        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi})"
+        raise _bad(path, field, f"must be {rng}, got {value!r}")
+    return value
+
+
+def _opt(d: dict, key: str, types, path: str, field: str, default: Any = None) -> Any:
+    """``d[key]`` if of ``types`` (None and absent give ``default``), else a ValueError."""
+    value = d.get(key, _MISSING)
+    if value is _MISSING or value is None:
+        return default
+    if not isinstance(value, types) or isinstance(value, bool) and bool not in (
+            types if isinstance(types, tuple) else (types,)):
+        names = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
+        raise _bad(path, field, f"must be a {names}, got {type(value).__name__}: {_short(value)}")
+    return value
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _status(value: Any, path: str, field: str, default: str = "failed") -> str:
+    if value is None:
+        return default
+    if value not in STATUSES:
+        raise _bad(path, field, f"must be one of {list(STATUSES)}, got {_short(value)}")
+    return value
+
+
+def _indices(value: Any, path: str, field: str, n: int) -> Optional[List[int]]:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise _bad(path, field, f"must be a list of point indices, got {type(value).__name__}")
+    return [_int(v, path, f"{field}[{j}]", hi=n) for j, v in enumerate(value)]
+
+
+def _str_list(value: Any, path: str, field: str) -> Optional[List[str]]:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _bad(path, field, f"must be a list of strings, got {_short(value)}")
+    return value
+
+
+def _finite_rows(arr: Optional[Array], n: int) -> List[bool]:
+    """Per point: a row with no NaN/inf value (False where missing)."""
+    if arr is None:
+        return [False] * n
+    if isinstance(arr, list):
+        return [r is not None and bool(np.isfinite(r).all()) for r in arr]
+    return list(np.isfinite(arr.reshape(arr.shape[0], -1)).all(axis=1)) if arr.size else [True] * n
+
+
 # ----------------------------------------------------------------------- arrays
 
 
 class _Arrays:
-    """Lazy access to the arrays of one file (npz or NetCDF)."""
+    """Lazy, checked access to the arrays of one file (npz or NetCDF).
+
+    An ``.npz`` member is read only after its header's shape and dtype have been
+    checked against the member's stored size, so a damaged or forged header cannot make
+    the reader allocate more than the file holds.
+    """
 
     def __init__(self, path: str, fmt: str):
         self.path, self.fmt = path, fmt
         if fmt == "npz":
             try:
-                self._npz = np.load(path, allow_pickle=False)
-            except Exception as exc:
+                self._zip = zipfile.ZipFile(path)
+                members = self._zip.infolist()
+            except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, ValueError) as exc:
                 raise ValueError(f"{path!r} is not a readable .npz export: {exc}") from exc
-            self.names = set(self._npz.files)
+            self._members = {m.filename[:-4]: m for m in members if m.filename.endswith(".npy")}
+            self.names = set(self._members)
         else:
             xr = _xarray()
             try:
                 self._ds = xr.open_dataset(path)
+                self.names = set(self._ds.variables)
             except Exception as exc:
                 raise ValueError(f"{path!r} is not a readable NetCDF export: {exc}") from exc
-            self.names = set(self._ds.variables)
 
     def get(self, key: Optional[str]) -> Optional[np.ndarray]:
-        if not key or key not in self.names:
+        if not key or not isinstance(key, str) or key not in self.names:
             return None
         if self.fmt == "npz":
-            return np.asarray(self._npz[key])
-        return np.asarray(self._ds[key].values)
+            return self._npy(key)
+        try:
+            return np.asarray(self._ds[key].values)
+        except Exception as exc:
+            raise ValueError(f"{self.path!r}: variable {key!r} cannot be read: {exc}") from exc
+
+    def _npy(self, key: str) -> np.ndarray:
+        info = self._members[key]
+        fmt = np.lib.format
+        try:
+            with self._zip.open(info) as fh:
+                version = fmt.read_magic(fh)
+                if version == (1, 0):
+                    shape, fortran, dtype = fmt.read_array_header_1_0(fh)
+                elif version == (2, 0):
+                    shape, fortran, dtype = fmt.read_array_header_2_0(fh)
+                else:
+                    raise ValueError(f"unsupported .npy format version {version}")
+                if dtype.hasobject:
+                    raise ValueError("it holds Python objects, which an export never does")
+                count = math.prod(int(s) for s in shape)
+                need = count * dtype.itemsize
+                have = info.file_size - fh.tell()
+                if need != have:
+                    raise ValueError(f"its header claims shape {list(shape)} of {dtype} ({need} bytes) but "
+                                     f"{have} bytes are stored")
+                buf = bytearray(need)
+                view, got = memoryview(buf), 0
+                while got < need:
+                    k = fh.readinto(view[got:])
+                    if not k:
+                        raise ValueError(f"it ends after {got} of {need} bytes")
+                    got += k
+        except ValueError as exc:
+            raise ValueError(f"{self.path!r}: array {key!r} is damaged: {exc}") from exc
+        except (OSError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise ValueError(f"{self.path!r}: array {key!r} is damaged: {type(exc).__name__}: {exc}") from exc
+        return np.frombuffer(buf, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+
+    def attrs(self) -> dict:
+        """Global attributes of a NetCDF file ({} for npz)."""
+        return dict(self._ds.attrs) if self.fmt == "netcdf" else {}
 
     def close(self) -> None:
         if self.fmt == "npz":
-            self._npz.close()
+            self._zip.close()
         else:
             self._ds.close()
 
@@ -149,11 +274,17 @@ def _read_json(path: str) -> dict:
     try:
         with open(path, "rb") as fh:
             data = json.loads(fh.read())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise ValueError(f"cannot read the manifest {path!r}: {exc}") from exc
     if not isinstance(data, dict):
         raise ValueError(f"{path!r} is not an export manifest (not a JSON object)")
     return data
+
+
+def _as_f32(a: np.ndarray, path: str, key: str) -> np.ndarray:
+    if a.dtype.kind not in "fiub":
+        raise ValueError(f"{path!r}: array {key!r} has dtype {a.dtype}, not numbers")
+    return a.astype(np.float32, copy=False)
 
 
 def _stack(rows: Sequence[Optional[np.ndarray]]) -> Optional[Array]:
@@ -170,47 +301,53 @@ def _stack(rows: Sequence[Optional[np.ndarray]]) -> Optional[Array]:
     return out
 
 
-def _combined_array(ref: Any, arrays: _Arrays, n: int, default_key: str,
-                    failed: Optional[Sequence[int]] = None, what: str = "") -> Optional[Array]:
+def _combined_array(ref: Any, arrays: _Arrays, n: int, default_key: str, failed: Optional[Sequence[int]],
+                    what: str, json_path: str, field: str) -> Optional[Array]:
     """One model's stacked array of a combined file, ``n`` rows aligned by point index.
 
     A stack shorter than ``n`` holds the rows of some points only: ``indices`` says
     which; without it (files of the public rs-embed may lack it) the points not in
     ``failed`` (the model's ``failed_indices``), in order.
     """
-    ref = ref if isinstance(ref, dict) else {}
-    key = ref.get("npz_key") or (default_key if not ref.get("npz_keys") else None)
+    if ref is not None and not isinstance(ref, dict):
+        raise _bad(json_path, field, f"must be an object, got {type(ref).__name__}: {_short(ref)}")
+    ref = ref or {}
+    key = _opt(ref, "npz_key", str, json_path, f"{field}.npz_key")
+    keys = _str_list(ref.get("npz_keys"), json_path, f"{field}.npz_keys")
+    idx = _indices(ref.get("indices"), json_path, f"{field}.indices", n)
+    key = key or (default_key if not keys else None)
     arr = arrays.get(key)
     if arr is not None:
-        arr = arr.astype(np.float32, copy=False)
-        idx = ref.get("indices")
-        if arr.shape[0] == n and not (isinstance(idx, list) and len(idx) != n):
+        arr = _as_f32(arr, arrays.path, key)
+        if arr.ndim < 1:
+            raise ValueError(f"{arrays.path!r}: array {key!r} is a scalar, not one row per point")
+        if arr.shape[0] == n and not (idx is not None and len(idx) != n):
             return arr
-        if not (isinstance(idx, list) and len(idx) == arr.shape[0]) and failed is not None:
-            bad = {int(i) for i in failed}
+        if not (idx is not None and len(idx) == arr.shape[0]) and failed is not None:
+            bad = set(failed)
             idx = [i for i in range(n) if i not in bad]
-        if isinstance(idx, list) and len(idx) == arr.shape[0] and all(0 <= int(i) < n for i in idx):
+        if idx is not None and len(idx) == arr.shape[0]:
             out = np.full((n,) + arr.shape[1:], np.nan, dtype=np.float32)
             out[np.asarray(idx, dtype=int)] = arr
             return out
-        hint = "; load_export(..., inputs=False) skips the input patches" if key and "input" in key else ""
+        hint = "; load_export(..., inputs=False) skips the input patches" if "input" in key else ""
         raise ValueError(f"{key!r} of {arrays.path!r} has {arr.shape[0]} rows for {n} points and its "
-                         f"manifest does not say which points they belong to ({what or 'no indices'}){hint}")
-    keys = ref.get("npz_keys")
-    if isinstance(keys, list) and keys:
-        idx = ref.get("indices")
+                         f"manifest does not say which points they belong to ({what}){hint}")
+    if keys:
+        if idx is not None and len(idx) != len(keys):
+            raise _bad(json_path, f"{field}.indices", f"has {len(idx)} entries for {len(keys)} npz_keys")
         rows: List[Optional[np.ndarray]] = [None] * n
         for j, k in enumerate(keys):
             a = arrays.get(k)
             if a is None:
                 continue
-            if isinstance(idx, list) and j < len(idx):
-                i = int(idx[j])
+            if idx is not None:
+                i = idx[j]
             else:
-                tail = str(k).rsplit("__", 1)[-1]
+                tail = k.rsplit("__", 1)[-1]
                 i = int(tail) if tail.isdigit() else j
             if 0 <= i < n:
-                rows[i] = a.astype(np.float32, copy=False)
+                rows[i] = _as_f32(a, arrays.path, k)
         return _stack(rows)
     return None
 
@@ -219,13 +356,17 @@ def _combined_array(ref: Any, arrays: _Arrays, n: int, default_key: str,
 
 
 def _combined_paths(path: str):
+    """``(arrays_path, json_path or None, format, manifest or None)``."""
     fmt = _fmt_of(path)
     if path.lower().endswith(".json"):
         manifest = _read_json(path)
         base = os.path.splitext(path)[0]
         for key, f in (("npz_path", "npz"), ("nc_path", "netcdf")):
-            if manifest.get(key):
-                cand = os.path.join(os.path.dirname(path), os.path.basename(manifest[key]))
+            ref = manifest.get(key)
+            if ref is not None and not isinstance(ref, str):
+                raise _bad(path, key, f"must be a path, got {type(ref).__name__}: {_short(ref)}")
+            if ref:
+                cand = os.path.join(os.path.dirname(path), os.path.basename(ref))
                 if os.path.exists(cand):
                     return cand, path, f, manifest
         for ext, f in ((".npz", "npz"), (".nc", "netcdf")):
@@ -238,7 +379,7 @@ def _combined_paths(path: str):
         raise ValueError(f"{path!r} is not an export: expected a .npz, .nc or .json file, or a per-item directory")
     json_path = os.path.splitext(path)[0] + ".json"
     if not os.path.exists(json_path):
-        raise ValueError(f"{path!r} has no manifest beside it ({json_path}); it is not a complete export")
+        return path, None, fmt, None  # save_manifest=False: the arrays alone
     manifest = _read_json(json_path)
     described = manifest.get("npz_path") or manifest.get("nc_path")
     if described and os.path.basename(str(described)) != os.path.basename(path):
@@ -247,74 +388,249 @@ def _combined_paths(path: str):
     return path, json_path, fmt, manifest
 
 
+def _model_status(name: str, declared: str, emb: Optional[Array], failed: List[int], n: int,
+                  saved: bool) -> Tuple[str, List[int], List[int]]:
+    """The status the rows support: a point is ok only with a finite embedding row.
+
+    Returns (status, failed indices, points whose embedding is not finite)."""
+    bad = set(failed)
+    non_finite: List[int] = []
+    if saved:
+        finite = _finite_rows(emb, n)
+        for i in range(n):
+            if not finite[i]:
+                if i not in bad and emb is not None and not _all_nan(emb, i):
+                    non_finite.append(i)
+                bad.add(i)
+    elif declared == "failed":
+        bad = set(range(n))
+    failed_sorted = sorted(bad)
+    if n == 0:
+        return declared, failed_sorted, non_finite
+    status = "ok" if not failed_sorted else ("failed" if len(failed_sorted) == n else "partial")
+    return status, failed_sorted, non_finite
+
+
+def _all_nan(arr: Array, i: int) -> bool:
+    row = arr[i]
+    return row is None or bool(np.isnan(row).all())
+
+
 def _load_combined(path: str, with_inputs: bool) -> ExportResult:
     arrays_path, json_path, fmt, manifest = _combined_paths(path)
-    if not isinstance(manifest.get("models"), list):
-        raise ValueError(f"{json_path!r} is not an rs_embed export manifest (no 'models' list)")
+    if manifest is None:
+        return _load_combined_arrays(arrays_path, fmt, with_inputs)
     if "point_index" in manifest:
         raise ValueError(f"{path!r} is one point of a per-item export; load its directory instead")
+    entries = manifest.get("models")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise _bad(json_path, "models", "must be a list of model entries (objects); this is not an "
+                   "rs_embed export manifest")
+    spatials = manifest.get("spatials")
+    if spatials is not None and (not isinstance(spatials, list) or not all(isinstance(x, dict) for x in spatials)):
+        raise _bad(json_path, "spatials", f"must be a list of ROI objects, got {_short(spatials)}")
     arrays = _Arrays(arrays_path, fmt)
     try:
-        spatials = list(manifest.get("spatials") or [])
-        n = int(manifest.get("n_items", len(spatials)))
+        if "n_items" in manifest and manifest["n_items"] is not None:
+            n = _int(manifest["n_items"], json_path, "n_items")
+            if spatials is not None and len(spatials) != n:
+                raise _bad(json_path, "n_items", f"is {n} but 'spatials' lists {len(spatials)} ROIs")
+        elif spatials is not None:
+            n = len(spatials)
+        else:
+            n = _rows_in(arrays)
+        if spatials is None:  # nothing in the manifest vouches for n: the arrays must
+            _check_rows_fit(arrays, n, json_path, entries)
+        spatials = list(spatials) if spatials is not None else [{} for _ in range(n)]
+        temporal = _opt(manifest, "temporal", dict, json_path, "temporal")
         models: Dict[str, ModelResult] = {}
-        for entry in manifest["models"]:
-            name = str(entry.get("model", ""))
+        for k, entry in enumerate(entries):
+            fld = f"models[{k}]"
+            name = entry.get("model")
+            if not isinstance(name, str) or not name:
+                raise _bad(json_path, f"{fld}.model", f"must be a model name, got {_short(name)}")
             key = K.sanitize_key(name)
-            metas = entry.get("metas") or []
-            meta = [m if isinstance(m, dict) else {} for m in list(metas)[:n]] + [{}] * max(0, n - len(metas))
-            failed = entry.get("failed_indices")
-            if not isinstance(failed, list):
-                failed = [i for i in range(n) if not meta[i]] if metas else []
+            declared = _status(entry.get("status"), json_path, f"{fld}.status")
+            metas = _opt(entry, "metas", list, json_path, f"{fld}.metas", [])
+            meta = [m if isinstance(m, dict) else {} for m in metas[:n]] + [{}] * max(0, n - len(metas))
+            failed = _indices(entry.get("failed_indices"), json_path, f"{fld}.failed_indices", n)
+            if failed is None:  # public files: metas are null where a point failed
+                failed = [i for i in range(n) if i >= len(metas) or metas[i] is None] if metas else []
             known = failed if (isinstance(entry.get("failed_indices"), list) or metas) else None
-            emb = _combined_array(entry.get("embeddings"), arrays, n, K.embeddings_key(key), known,
-                                  f"embeddings of {name!r}")
+            emb_ref = entry.get("embeddings")
+            emb = _combined_array(emb_ref, arrays, n, K.embeddings_key(key), known,
+                                  f"embeddings of {name!r}", json_path, f"{fld}.embeddings")
             inp = (_combined_array(entry.get("inputs"), arrays, n, K.inputs_key(key), known,
-                                   f"inputs of {name!r}") if with_inputs else None)
-            models[name] = ModelResult(name=name, status=str(entry.get("status", "failed")),
-                                       embeddings=emb, inputs=inp, meta=meta,
-                                       error=entry.get("error") or None, failed_indices=list(failed))
+                                   f"inputs of {name!r}", json_path, f"{fld}.inputs") if with_inputs else None)
+            saved = emb is not None or emb_ref is not None
+            status, failed_all, non_finite = _model_status(name, declared, emb, failed, n, saved)
+            for i in failed_all:
+                meta[i] = {}
+            error = entry.get("error") if isinstance(entry.get("error"), str) else None
+            if non_finite:
+                error = error or (f"the embeddings of points {non_finite[:10]} hold NaN or infinite values")
+            models[name] = ModelResult(name=name, status=status, embeddings=emb if status != "failed" else None,
+                                       inputs=inp, meta=meta, error=error if status == "failed" or non_finite else None,
+                                       failed_indices=failed_all)
+            if status == "failed" and models[name].error is None:
+                models[name].error = "no point succeeded"
     finally:
         arrays.close()
-    status = str(manifest.get("status") or aggregate_status(r.status for r in models.values()))
-    return ExportResult(layout="combined", spatials=spatials, temporal=manifest.get("temporal") or None,
+    status = aggregate_status(r.status for r in models.values()) if models else "failed"
+    return ExportResult(layout="combined", spatials=spatials, temporal=temporal or None,
                         n_items=n, status=status, models=models, manifest=manifest,
                         path=arrays_path, format=fmt)
+
+
+_POINT_KEY = re.compile(r"^(embedding|input_chw)__(.+)__(\d{5,})$")
+
+
+def _rows_in(arrays: _Arrays) -> int:
+    """Points of a combined file without a manifest: its stacks' rows, its per-point keys."""
+    n = 0
+    for k in arrays.names:
+        m = _POINT_KEY.match(k)
+        if m:
+            n = max(n, int(m.group(3)) + 1)
+    for k in arrays.names:
+        if k.startswith(("embeddings__", "inputs_bchw__")):
+            a = arrays.get(k)
+            if a is not None and a.ndim >= 1:
+                n = max(n, a.shape[0])
+    return n
+
+
+def _check_rows_fit(arrays: _Arrays, n: int, path: str, entries: Sequence[dict]) -> None:
+    """``n_items`` of a manifest without ``spatials`` against the arrays, before any
+    allocation: at least every stored row, at most those plus the listed failures."""
+    rows = _rows_in(arrays)
+    failures = sum(len(e["failed_indices"]) for e in entries if isinstance(e.get("failed_indices"), list))
+    if n < rows or n > rows + failures:
+        raise _bad(path, "n_items", f"is {n} but {arrays.path!r} holds {rows} point row(s)"
+                   + (f" and the manifest lists {failures} failure(s)" if failures else ""))
+
+
+def _load_combined_arrays(path: str, fmt: str, with_inputs: bool) -> ExportResult:
+    """A combined export written with ``save_manifest=False``: models and rows from the keys."""
+    arrays = _Arrays(path, fmt)
+    try:
+        attrs = arrays.attrs()
+        keys = sorted(arrays.names)
+        names = sorted({k.split("__", 1)[1] for k in keys if k.startswith("embeddings__")}
+                       | {m.group(2) for m in map(_POINT_KEY.match, keys) if m and m.group(1) == "embedding"}
+                       | {k.split("__", 1)[1] for k in keys if k.startswith("inputs_bchw__")}
+                       | {m.group(2) for m in map(_POINT_KEY.match, keys) if m})
+        if not names:
+            raise ValueError(f"{path!r} has no manifest beside it ({os.path.splitext(path)[0]}.json) and no "
+                             "rs_embed arrays (embeddings__*, embedding__*__NNNNN, inputs_bchw__*); "
+                             "it is not an export")
+        n = _rows_in(arrays)
+        if isinstance(attrs.get("n_items"), (int, np.integer)) and int(attrs["n_items"]) >= n:
+            n = int(attrs["n_items"])
+        spatials = [{} for _ in range(n)]
+        if "spatial" in arrays.names:
+            raw = arrays.get("spatial")
+            for i, text in enumerate(list(raw)[:n]):
+                try:
+                    d = json.loads(str(text))
+                    spatials[i] = d if isinstance(d, dict) else {}
+                except ValueError:
+                    pass
+        models: Dict[str, ModelResult] = {}
+        for name in names:
+            point = lambda kind, i, name=name: f"{kind}__{name}__{i:05d}"  # noqa: E731
+            emb = _combined_array({"npz_key": K.embeddings_key(name)} if K.embeddings_key(name) in arrays.names
+                                  else {"npz_keys": [k for k in keys if k.startswith(f"embedding__{name}__")]},
+                                  arrays, n, K.embeddings_key(name), None, f"embeddings of {name!r}", path,
+                                  "arrays")
+            inp = None
+            if with_inputs:
+                inp = _combined_array({"npz_key": K.inputs_key(name)} if K.inputs_key(name) in arrays.names
+                                      else {"npz_keys": [k for k in keys if k.startswith(f"input_chw__{name}__")]},
+                                      arrays, n, K.inputs_key(name), None, f"inputs of {name!r}", path, "arrays")
+            del point
+            status, failed, _ = _model_status(name, "failed", emb, [], n, True)
+            models[name] = ModelResult(name=name, status=status, embeddings=emb if status != "failed" else None,
+                                       inputs=inp, meta=[{} for _ in range(n)],
+                                       error="no point succeeded" if status == "failed" else None,
+                                       failed_indices=failed)
+    finally:
+        arrays.close()
+    status = aggregate_status(r.status for r in models.values())
+    return ExportResult(layout="combined", spatials=spatials, temporal=None, n_items=n, status=status,
+                        models=models, manifest={}, path=path, format=fmt)
 
 
 # --------------------------------------------------------------------- per item
 
 
-def _point_files(directory: str, run: Optional[dict]):
-    """``(index, array_path, manifest)`` for every point file of a per-item directory."""
+def _point_manifest(path: str) -> dict:
+    """A point manifest, checked enough that reading it cannot fail later."""
+    man = _read_json(path)
+    models = man.get("models")
+    if models is not None and (not isinstance(models, list) or not all(isinstance(e, dict) for e in models)):
+        raise _bad(path, "models", "must be a list of model entries (objects)")
+    for k, e in enumerate(models or []):
+        if not isinstance(e.get("model"), str) or not e.get("model"):
+            raise _bad(path, f"models[{k}].model", f"must be a model name, got {_short(e.get('model'))}")
+        _status(e.get("status"), path, f"models[{k}].status")
+        for f in ("embedding", "input", "meta"):
+            _opt(e, f, dict, path, f"models[{k}].{f}")
+        for f in ("embedding", "input"):
+            ref = e.get(f)
+            if isinstance(ref, dict):
+                _opt(ref, "npz_key", str, path, f"models[{k}].{f}.npz_key")
+    return man
+
+
+def _point_files(directory: str, run: Optional[dict], run_path: str, n_run: Optional[int]):
+    """``(index, array_path, manifest or None)`` for every point file of a per-item directory."""
     found = []
-    if run is not None and isinstance(run.get("files"), list):
-        for i, fname in enumerate(run["files"]):
-            ap = os.path.join(directory, os.path.basename(str(fname)))
+    if run is not None and run.get("files") is not None:
+        files = _str_list(run.get("files"), run_path, "files")
+        if n_run is not None and len(files) != n_run:
+            raise _bad(run_path, "files", f"lists {len(files)} files for n_items={n_run}")
+        for i, fname in enumerate(files):
+            ap = os.path.join(directory, os.path.basename(fname))
             jp = os.path.splitext(ap)[0] + ".json"
             if os.path.exists(ap) and os.path.exists(jp):
-                found.append((i, ap, _read_json(jp)))
+                found.append((i, ap, _point_manifest(jp)))
+        return found
+    listing = sorted(f for f in os.listdir(directory) if _fmt_of(f) is not None and not f.startswith("."))
+    with_json = [f for f in listing if os.path.exists(os.path.join(directory, os.path.splitext(f)[0] + ".json"))]
+    if not with_json and listing:  # save_manifest=False: the arrays alone
+        stems = [os.path.splitext(f)[0] for f in listing]
+        default = all(re.fullmatch(r"p\d{5,}", s) for s in stems)
+        for j, fname in enumerate(listing):
+            found.append((int(stems[j][1:]) if default else j, os.path.join(directory, fname), None))
+        _check_sparse(directory, [i for i, _, _ in found], listing[0] if listing else "")
         return found
     claimed: Dict[int, str] = {}
-    for fname in sorted(os.listdir(directory)):
-        stem, ext = os.path.splitext(fname)
-        if _fmt_of(fname) is None or fname.startswith("."):
-            continue
+    for fname in with_json:
+        stem = os.path.splitext(fname)[0]
         jp = os.path.join(directory, stem + ".json")
-        if not os.path.exists(jp):
-            continue
-        m = _read_json(jp)
+        m = _point_manifest(jp)
         idx = m.get("point_index")
-        if not (isinstance(idx, int) and idx >= 0):
-            if stem.startswith("p") and stem[1:].isdigit():
-                idx = int(stem[1:])
-            else:
-                continue
+        if idx is not None:
+            idx = _int(idx, jp, "point_index")
+        elif stem.startswith("p") and stem[1:].isdigit():
+            idx = int(stem[1:])
+        else:
+            continue
         if idx in claimed:
             raise ValueError(f"{claimed[idx]!r} and {fname!r} in {directory!r} both claim point {idx}")
         claimed[idx] = fname
         found.append((idx, os.path.join(directory, fname), m))
+    _check_sparse(directory, [i for i, _, _ in found], "")
     return found
+
+
+def _check_sparse(directory: str, indices: List[int], _first: str) -> None:
+    """Without a run manifest the rows are as many as the largest index: refuse an index far
+    beyond the files there are (a damaged manifest), before allocating for it."""
+    if indices and max(indices) >= 4 * len(indices) + 16:
+        raise ValueError(f"{directory!r}: a point file claims point_index {max(indices)} but the folder holds "
+                         f"{len(indices)} point files and no run manifest ({K.RUN_MANIFEST}) says n_items")
 
 
 _REQUEST_FIELDS = ("temporal", "output", "input_prep", "format")
@@ -331,25 +647,48 @@ def _same_request(run: dict, man: dict, i: int) -> bool:
     return all(run.get(k) is None or man.get(k) is None or run[k] == man[k] for k in _REQUEST_FIELDS)
 
 
+def _arrays_only_entries(arrays: _Arrays) -> List[dict]:
+    """Model entries of a point file without a manifest, from its keys."""
+    names = sorted({k.split("__", 1)[1] for k in arrays.names if k.startswith(("embedding__", "input_chw__"))})
+    return [{"model": n, "status": "ok" if K.embedding_key(n) in arrays.names else "failed",
+             "embedding": {"npz_key": K.embedding_key(n)}, "input": {"npz_key": K.input_key(n)}} for n in names]
+
+
 def _load_per_item(directory: str, with_inputs: bool) -> ExportResult:
     run_path = os.path.join(directory, K.RUN_MANIFEST)
     run = _read_json(run_path) if os.path.exists(run_path) else None
-    files = _point_files(directory, run)
+    n_run = None
+    if run is not None:
+        n_run = _int(run.get("n_items"), run_path, "n_items")
+        for f in ("spatials", "names", "models"):
+            _opt(run, f, list, run_path, f)
+    files = _point_files(directory, run, run_path, n_run)
     if not files and run is None:
         raise ValueError(f"{directory!r} holds no export: no '<name>.npz|.nc' files with '.json' manifests")
-    n = int(run["n_items"]) if run is not None else max(i for i, _, _ in files) + 1
-    spatials: List[dict] = list(run.get("spatials") or []) if run is not None else [{} for _ in range(n)]
-    spatials += [{}] * (n - len(spatials))
-    names = list(run.get("names")) if run is not None and run.get("names") else None
-    order: List[str] = [m.get("model") for m in (run or {}).get("models") or [] if m.get("model")]
+    n = n_run if n_run is not None else max(i for i, _, _ in files) + 1
+    spatials: List[dict] = []
+    if run is not None and run.get("spatials") is not None:
+        spatials = [x if isinstance(x, dict) else {} for x in run["spatials"]][:n]
+        if len(run["spatials"]) != n:
+            raise _bad(run_path, "spatials", f"lists {len(run['spatials'])} ROIs for n_items={n}")
+    spatials += [{} for _ in range(n - len(spatials))]
+    names = _str_list(run.get("names"), run_path, "names") if run is not None else None
+    if names is not None and len(names) != n:
+        raise _bad(run_path, "names", f"lists {len(names)} names for n_items={n}")
+    if names is None and files and all(m is None for _, _, m in files):
+        stems = {i: os.path.splitext(os.path.basename(ap))[0] for i, ap, _ in files}
+        names = [stems.get(i, K.default_item_name(i)) for i in range(n)]
+    order: List[str] = [m.get("model") for m in (run or {}).get("models") or []
+                        if isinstance(m, dict) and isinstance(m.get("model"), str) and m.get("model")]
     emb_rows: Dict[str, List[Optional[np.ndarray]]] = {}
     inp_rows: Dict[str, List[Optional[np.ndarray]]] = {}
     metas: Dict[str, List[dict]] = {}
     status: Dict[str, List[Optional[str]]] = {}
     errors: Dict[str, Optional[str]] = {}
-    temporal = run.get("temporal") if run is not None else None
+    temporal = _opt(run, "temporal", dict, run_path, "temporal") if run is not None else None
     fmt = run.get("format", "npz") if run is not None else None
     stale: List[int] = []
+    non_finite: Dict[str, List[int]] = {}
 
     def ensure(name: str) -> None:
         if name not in emb_rows:
@@ -358,6 +697,7 @@ def _load_per_item(directory: str, with_inputs: bool) -> ExportResult:
             metas[name] = [{} for _ in range(n)]
             status[name] = [None] * n
             errors[name] = None
+            non_finite[name] = []
             if name not in order:
                 order.append(name)
 
@@ -366,40 +706,59 @@ def _load_per_item(directory: str, with_inputs: bool) -> ExportResult:
     for i, ap, man in files:
         if i >= n:
             continue
-        if run is not None and not _same_request(run, man, i):
+        if man is not None and run is not None and not _same_request(run, man, i):
             stale.append(i)
             continue
         f = _fmt_of(ap)
         fmt = fmt or f
-        if run is None:
-            if isinstance(man.get("spatial"), dict):
-                spatials[i] = man["spatial"]
-            if temporal is None:
-                temporal = man.get("temporal")
         arrays = _Arrays(ap, f)
         try:
-            for entry in man.get("models") or []:
-                name = str(entry.get("model", ""))
-                if not name:
-                    continue
+            if man is None:  # save_manifest=False
+                attrs = arrays.attrs()
+                if isinstance(attrs.get("spatial"), str):
+                    try:
+                        d = json.loads(attrs["spatial"])
+                        spatials[i] = d if isinstance(d, dict) else spatials[i]
+                    except ValueError:
+                        pass
+                entries = _arrays_only_entries(arrays)
+                written = False
+            else:
+                if run is None:
+                    if isinstance(man.get("spatial"), dict):
+                        spatials[i] = man["spatial"]
+                    if temporal is None and isinstance(man.get("temporal"), dict):
+                        temporal = man["temporal"]
+                entries = man.get("models") or []
+                written = bool(man.get("write_error"))
+            for entry in entries:
+                name = entry["model"]
                 ensure(name)
                 key = K.sanitize_key(name)
-                st = str(entry.get("status", "failed"))
-                if man.get("write_error"):
+                st = _status(entry.get("status"), ap if man is None else os.path.splitext(ap)[0] + ".json",
+                             "status")
+                if written:
                     st = "failed"
-                status[name][i] = st
                 emb_ref = entry.get("embedding") if isinstance(entry.get("embedding"), dict) else {}
                 a = arrays.get(emb_ref.get("npz_key") or K.embedding_key(key)) if st == "ok" else None
-                emb_rows[name][i] = None if a is None else a.astype(np.float32, copy=False)
+                if a is not None:
+                    a = _as_f32(a, ap, emb_ref.get("npz_key") or K.embedding_key(key))
+                    if not np.isfinite(a).all():  # never ok, whatever the manifest says
+                        st, a = "failed", None
+                        non_finite[name].append(i)
+                elif st == "ok":
+                    st = "failed"  # the manifest says ok but the array is not there
+                status[name][i] = st
+                emb_rows[name][i] = a
                 if with_inputs:
                     inp_ref = entry.get("input") if isinstance(entry.get("input"), dict) else {}
                     k = inp_ref.get("npz_key") if inp_ref else K.input_key(key)
-                    a = arrays.get(k)
-                    inp_rows[name][i] = None if a is None else a.astype(np.float32, copy=False)
-                if isinstance(entry.get("meta"), dict):
+                    b = arrays.get(k)
+                    inp_rows[name][i] = None if b is None else _as_f32(b, ap, k)
+                if isinstance(entry.get("meta"), dict) and st == "ok":
                     metas[name][i] = entry["meta"]
                 if st != "ok" and errors[name] is None:
-                    errors[name] = entry.get("error") or None
+                    errors[name] = entry.get("error") if isinstance(entry.get("error"), str) else None
         finally:
             arrays.close()
     models: Dict[str, ModelResult] = {}
@@ -410,16 +769,21 @@ def _load_per_item(directory: str, with_inputs: bool) -> ExportResult:
         if errors[name] is None and stale and n_ok < n:
             errors[name] = (f"points {stale} hold files of another request than this export's "
                             "(not overwritten by a run that stopped early); read as missing")
+        if non_finite[name]:
+            errors[name] = errors[name] or (f"the embeddings of points {non_finite[name][:10]} hold NaN "
+                                            "or infinite values")
         emb = _stack(emb_rows[name])
         inp = _stack(inp_rows[name]) if with_inputs else None
         models[name] = ModelResult(
             name=name, status=st, embeddings=emb if n_ok else None, inputs=inp, meta=metas[name],
-            error=(errors[name] or ("point was not exported" if n_ok == 0 else None)) if st == "failed" else None,
+            error=(errors[name] or ("point was not exported" if n_ok == 0 else None))
+            if st == "failed" or non_finite[name] else None,
             failed_indices=[i for i, s in enumerate(sts) if s != "ok"])
     overall = aggregate_status(r.status for r in models.values()) if models else "failed"
+    first_manifest = next((m for _, _, m in files if m is not None), None)
     return ExportResult(layout="per_item", spatials=spatials, temporal=temporal or None, n_items=n,
                         status=overall, models=models,
-                        manifest=run if run is not None else (files[0][2] if files else {}),
+                        manifest=run if run is not None else (first_manifest or {}),
                         path=directory, format=fmt or "npz", names=names, stale_indices=stale)
 
 
@@ -431,12 +795,14 @@ def load_export(path: Union[str, os.PathLike], *, inputs: bool = True) -> Export
 
     ``inputs=False`` skips the input patches (faster, less memory). Raises
     ``FileNotFoundError`` when ``path`` does not exist and ``ValueError`` when it is
-    not an export.
+    not an export or a file of it is damaged (the message names the file and field).
     """
     path = os.path.expanduser(os.fspath(path))
+    if "\x00" in path:
+        raise ValueError(f"export path {path!r} contains a NUL byte")
     if not os.path.exists(path):
         for ext in (".npz", ".nc"):  # the out= of a combined export, without extension
-            if os.path.isfile(path + ext) and os.path.isfile(path + ".json"):
+            if os.path.isfile(path + ext):
                 return _load_combined(path + ext, inputs)
         raise FileNotFoundError(f"export path does not exist: {path!r}")
     if os.path.isdir(path):

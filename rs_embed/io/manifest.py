@@ -118,12 +118,23 @@ def aggregate_status(statuses: Iterable[str]) -> str:
     return "partial"
 
 
+def error_message(exc: BaseException) -> str:
+    """A readable one-line message for ``exc``, never empty (``TimeoutError()`` has none)."""
+    text = " ".join(str(exc).split())
+    if text and text not in ("None", "''"):
+        return text
+    doc = (type(exc).__doc__ or "").strip().splitlines()
+    return doc[0].strip() if doc and doc[0].strip() else type(exc).__name__
+
+
 def error_record(exc: BaseException, *, stage: str, attempts: Optional[int] = None) -> dict:
-    rec = {"type": type(exc).__name__, "message": str(exc), "stage": stage}
+    """The readable record of a failure in a manifest: type, message, stage (and attempts)."""
+    rec = {"type": type(exc).__name__, "message": error_message(exc), "stage": stage}
     if attempts is not None:
         rec["attempts"] = attempts
     return rec
 
 
 __all__ = ["MANIFEST_VERSION", "utc_now", "json_safe", "canonical_json", "request_fingerprint",
-           "PointFingerprints", "sha1_array", "array_record", "aggregate_status", "error_record"]
+           "PointFingerprints", "sha1_array", "array_record", "aggregate_status", "error_record",
+           "error_message"]

@@ -22,7 +22,7 @@ from typing import BinaryIO, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from .atomic import atomic_write
+from .atomic import FileRecord, atomic_write_record
 
 #: zlib level of every compressed piece; 1 is ~4x faster than numpy's default (6)
 #: and within a few percent of its size on reflectance data
@@ -254,8 +254,9 @@ class NpzStreamWriter:
             self._write(struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, n, n, len(cd), cd_offset, 0))
 
 
-def write_npz(path: str, arrays: Mapping[str, np.ndarray], level: int = COMPRESSLEVEL) -> None:
-    """Atomically write ``arrays`` (in the given order) as a compressed ``.npz``."""
+def write_npz(path: str, arrays: Mapping[str, np.ndarray], level: int = COMPRESSLEVEL) -> FileRecord:
+    """Atomically write ``arrays`` (in the given order) as a compressed ``.npz``; returns
+    the file's size, SHA-1 and stat signature."""
 
     def _write(fh):
         w = NpzStreamWriter(fh)
@@ -263,11 +264,11 @@ def write_npz(path: str, arrays: Mapping[str, np.ndarray], level: int = COMPRESS
             w.add_array(key, arr, level)
         w.close()
 
-    atomic_write(path, _write)
+    return atomic_write_record(path, _write)[1]
 
 
-def write_npz_pieces(path: str, entries: Iterable, reader: Optional[PieceReader] = None) -> None:
-    """Atomically write entries given as ``(key, [Piece, ...])`` pairs."""
+def write_npz_pieces(path: str, entries: Iterable, reader: Optional[PieceReader] = None) -> FileRecord:
+    """Atomically write entries given as ``(key, [Piece, ...])`` pairs; returns the file's record."""
 
     def _write(fh):
         w = NpzStreamWriter(fh, reader)
@@ -276,7 +277,7 @@ def write_npz_pieces(path: str, entries: Iterable, reader: Optional[PieceReader]
         w.close()
 
     try:
-        atomic_write(path, _write)
+        return atomic_write_record(path, _write)[1]
     finally:
         if reader is not None:
             reader.close()

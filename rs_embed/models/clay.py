@@ -23,10 +23,14 @@ table ``configs/metadata.yaml`` and the "how-to-embed" notebook of the repositor
    ``blue green red rededge1 rededge2 rededge3 nir nir08 swir16 swir22`` = ``B2 B3 B4
    B5 B6 B7 B8 B8A B11 B12`` at 10 m.
 2. **Normalise** per band with that table's mean/std (``v2.Normalize``); nodata pixels
-   (non-finite, or every band at ``sensor.fill_value``) become 0, the band mean.
+   (the provider's mask, non-finite, or every band at ``sensor.fill_value``) get the
+   band mean, 0 after normalising (``meta["nodata_fill"]``).
 3. **Size**: chips were 256 x 256; a patch of another size is resized (bilinear,
    antialiased) to 256 and its ground sample distance scaled to match
-   (``gsd = scale_m x H / 256``), so the GSD-aware position encoding stays true.
+   (``gsd = scale_m x H / 256``), so the GSD-aware position encoding stays true. A
+   rectangular ``BBox`` is fed as its enclosing square of real imagery; the grid is
+   cropped back to the box and pooled vectors pool the box's patch tokens (the CLS
+   token of ``pooled_from="cls"`` stays the square's, as ``meta["roi_pooling"]`` says).
 4. **Wavelengths**: the table's centre wavelengths in µm (as ``module.py`` passes them).
 5. **Time and place**: ``[sin, cos]`` of ISO week x 2π/52 and of hour x 2π/24, then of
    latitude and longitude in radians (the how-to notebook's ``normalize_timestamp`` /

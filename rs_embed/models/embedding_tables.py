@@ -1,7 +1,7 @@
 """What the GeoParquet embedding lookups share (``majortom``, ``earthindex``).
 
 The provider (:mod:`rs_embed.providers.embedding_tables`) returns the rows under an
-ROI as a ``(D, 1, N)`` patch; pooled output is their mean (or element-wise max), the
+ROI as a one-band ``(1, N, D)`` patch (N rows of D values); pooled output is their mean (or element-wise max), the
 rows' ids, centres and dates staying in the patch meta. A row is one published
 fragment, so there is no pixel grid to return: these products give pooled output only.
 """
@@ -29,8 +29,8 @@ class TableEmbedder(PrecomputedEmbedder):
 
     def check_input(self, input_chw: np.ndarray, sensor: SensorSpec) -> np.ndarray:
         arr = np.asarray(input_chw)
-        if arr.ndim != 3 or arr.shape[1] != 1 or arr.shape[2] < 1:
-            raise ModelError(f"model {self.name!r} expects table rows shaped (D, 1, N), got {arr.shape}")
+        if arr.ndim != 3 or arr.shape[0] != 1 or arr.shape[1] < 1 or arr.shape[2] < 1:
+            raise ModelError(f"model {self.name!r} expects table rows shaped (1, N, D), got {arr.shape}")
         return arr.astype(np.float32, copy=False)
 
     def embed_batch(self, inputs, *, sensor, output):
@@ -49,7 +49,7 @@ class TableEmbedder(PrecomputedEmbedder):
         out = []
         for x in inputs:
             x = self.check_input(x, SensorSpec("x", ("embedding",)))
-            vec, n = pool_valid(x, output.pooling)
+            vec, n = pool_valid(x[0].T[:, None, :], output.pooling)  # rows as pixels of a (D, 1, N) grid
             if n == 0:
                 raise ModelError(f"model {self.name!r}: every row under the ROI is nodata")
             out.append(EmbedResult(vec, {"pooling": output.pooling, "rows_pooled": n, "cls_removed": False,

@@ -30,7 +30,13 @@ code, ``config/normalization.json``):
    the month (0-11) of each frame's date, ``DEFAULT_MONTH`` 5 when unknown.
 4. **Tokens**: ``patch_size`` (default 4, the FlexiViT kernel resized from the
    checkpoint's ``max_patch_size`` by the official pseudo-inverse rule) at 10 m; a frame
-   with no valid pixel is masked, like a missing input.
+   with no valid pixel is masked, like a missing input (``construct_galileo_input``
+   masks every input not supplied); other masked pixels get the band's pretraining
+   mean (``meta["nodata_fill"]``). The input is centre-cropped to a square whose side
+   is a multiple of ``patch_size`` (the official position encoding needs ``h == w``);
+   the grid's georeferencing carries the crop. A rectangular ``BBox`` is fed as its
+   enclosing square; the grid is cropped back to the box and pooled vectors are
+   ``average_tokens`` over the box's cells (and the unmasked static tokens).
 5. **Pooled**: the official ``average_tokens`` (mean, or max) over every unmasked token;
    **grid**: ``apply_mask_and_average_tokens_per_patch`` — per spatial patch, the mean of
    its space-time tokens and the unmasked time/static tokens, ``(D, H/p, W/p)``.
@@ -246,6 +252,7 @@ class GalileoEmbedder(PretrainedEmbedder):
     collection = S2_L2A
     input_ndim = (3, 4)
     batch_by_shape = True
+    fills_nodata_itself = True  # empty frames are masked, not filled
     summary = ("Galileo (NASA Harvest) multi-modal, multi-temporal encoder: Sentinel-2 (or S1) "
                "time series with month and location conditioning.")
 
@@ -331,15 +338,29 @@ class GalileoEmbedder(PretrainedEmbedder):
         return net, {**wmeta, "config": str(self.config_path), "encoder_config": cfg}
 
     # --------------------------------------------------------------- inference
+    def _nodata_fill(self, sensor: SensorSpec):
+        names = S1_BANDS if self._modality(sensor) == "s1" else S2_BANDS
+        return ([ST_MEAN[SPACE_TIME_BANDS.index(n)] for n in names],
+                "frames without imagery masked like an input not supplied (official construct_galileo_input); "
+                f"other masked pixels the band's pretraining mean ({_NORM_SOURCE})")
+
+    def _square(self, h: int, w: int):
+        p = int(self.config["patch_size"])
+        side = min(h, w) - min(h, w) % p
+        if side == 0:
+            raise ModelError(f"model 'galileo' needs patches of at least {p} x {p} pixels, got {h} x {w}")
+        return (h - side) // 2, (w - side) // 2, side
+
+    def grid_footprint(self, input_hw):
+        y0, x0, side = self._square(*input_hw)
+        return (float(y0), float(x0), float(y0 + side), float(x0 + side))
+
     def _prepare(self, arrays: List[np.ndarray], sensor: SensorSpec, contexts: List[dict]):
         import torch
         p = int(self.config["patch_size"])
         x = np.stack([a if a.ndim == 4 else a[None] for a in arrays]).astype(np.float32)   # B T C H W
         b, t, c, h, w = x.shape
-        side = min(h, w) - min(h, w) % p
-        if side == 0:
-            raise ModelError(f"model 'galileo' needs patches of at least {p} x {p} pixels, got {h} x {w}")
-        y0, x0 = (h - side) // 2, (w - side) // 2
+        y0, x0, side = self._square(h, w)
         x = x[..., y0:y0 + side, x0:x0 + side]   # square: the official position encoding needs h == w
         mod = self._modality(sensor)
         names = S1_BANDS if mod == "s1" else S2_BANDS
@@ -390,17 +411,28 @@ class GalileoEmbedder(PretrainedEmbedder):
             rest = (tok[:, n_st:] * keep[:, n_st:]).sum(1, keepdim=True)
             num, den = num + rest, den + keep[:, n_st:].sum(1, keepdim=True)
         grid = (num / den).reshape(b, side, side, d).permute(0, 3, 1, 2)
-        self._max = mx
+        info.update(max_pooled=mx, st_tokens=st, st_keep=st_keep[..., 0] > 0,
+                    rest_tokens=tok[:, n_st:], rest_keep=keep[:, n_st:, 0] > 0)
         return Features(grid=grid, pooled=pooled,
                         meta={"cls_removed": True, "pooled_kind": "average_tokens_mean",
                               "grid_kind": "per_patch_token_mean", "grid_reduce": "mean_over_frames_and_groups",
                               "patch_size": p, "band_groups": info["groups"]})
 
-    def _results(self, feats, chunk, sensor, output, info):
+    def _pool_roi(self, feats, info, i, cells, pooling):
+        """``average_tokens`` over the unmasked space-time tokens of the ROI's cells and the
+        unmasked static and time tokens (which belong to the whole input)."""
+        import torch
+        keep = torch.from_numpy(np.asarray(cells).reshape(-1)).to(info["st_tokens"].device)
+        st = info["st_tokens"][i][keep][info["st_keep"][i][keep]]       # (m, D)
+        rest = info["rest_tokens"][i][info["rest_keep"][i]]               # (r, D)
+        tok = torch.cat([st, rest], dim=0)
+        return tok.amax(dim=0) if pooling == "max" else tok.mean(dim=0)
+
+    def _results(self, feats, chunk, sensor, output, info, contexts=()):
         if output.mode == "pooled" and output.pooling == "max":
-            feats = Features(grid=feats.grid, pooled=self._max,
+            feats = Features(grid=feats.grid, pooled=info["max_pooled"],
                              meta={**feats.meta, "pooled_kind": "average_tokens_max", "pooled_any_pooling": True})
-        res = super()._results(feats, chunk, sensor, output, info)
+        res = super()._results(feats, chunk, sensor, output, info, contexts)
         names = S1_BANDS if self._modality(sensor) == "s1" else S2_BANDS
         idx = [SPACE_TIME_BANDS.index(n) for n in names]
         for r in res:

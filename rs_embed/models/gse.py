@@ -61,8 +61,9 @@ class GSEEmbedder(Embedder):
         return {
             "type": "precomputed",
             "summary": ("Google Satellite Embedding V1 (AlphaEarth Foundations): a 64-d unit "
-                        "vector per 10 m pixel per year, read from Earth Engine."),
-            "backend": ["gee"],
+                        "vector per 10 m pixel per year, read from Earth Engine or from "
+                        "Google's public COGs (no account)."),
+            "backend": ["gee", "alphaearth", "earth-search", "planetary-computer", "stac"],
             "source": COLLECTION,
             "inputs": {"collection": COLLECTION, "bands": list(BANDS)},
             "temporal": {"mode": "year", "coverage": [first, last]},
@@ -81,15 +82,23 @@ class GSEEmbedder(Embedder):
     # -- time ------------------------------------------------------------------------
     @classmethod
     def status(cls) -> dict:
-        """Ready when earthengine-api is installed; credentials are the gee backend's to check."""
+        """Ready when earthengine-api (backend 'gee') or the stac extra (public COGs) is installed."""
         import importlib.util
 
-        installed = importlib.util.find_spec("ee") is not None
+        ee = importlib.util.find_spec("ee") is not None
+        cogs = importlib.util.find_spec("pyarrow") is not None
+        installed = ee or cogs
         return {"model": cls.name, "ready": installed, "extra_installed": installed,
-                "missing_packages": [] if installed else ["earthengine-api"],
-                "install": None if installed else "pip install 'rs_embed[gee]'",
-                "backend": "gee", "variants": {},
-                "note": "precomputed Earth Engine product: needs backend='gee' and Earth Engine credentials"}
+                "missing_packages": [] if installed else ["earthengine-api or pyarrow"],
+                "install": None if installed else "pip install 'rs_embed[stac]' (or 'rs_embed[gee]')",
+                "backend": "gee" if ee and not cogs else "alphaearth", "variants": {},
+                "note": ("precomputed product: backend='alphaearth' (or any STAC backend) reads Google's "
+                         "public COGs without an account; backend='gee' reads Earth Engine")}
+
+    @classmethod
+    def default_window(cls, backend: str) -> Optional[TemporalSpec]:
+        """``temporal=None``: the calendar year 2023 (every backend: the product is annual)."""
+        return TemporalSpec.year(2023)
 
     @classmethod
     def resolve_temporal(cls, temporal: Optional[TemporalSpec]) -> TemporalSpec:

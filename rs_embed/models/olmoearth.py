@@ -27,18 +27,22 @@ Pipeline, step by step (the package README, "Sample Code", "Expected Band Orders
    (``Modality.SENTINEL1``), which the encoders were trained on as well.
 2. **Normalise** with the package's ``Normalizer`` for the checkpoint's version
    (``(x - (mean - 2 std)) / (4 std)`` with the statistics of its ``computed.json``).
-   Nodata follows the package's documented convention for that version: v1 copies a
-   missing band from the nearest band in wavelength, v1.1+ set missing values to 0
-   after normalising (what band dropout taught them).
-   Nodata pixels are those the provider filled (non-finite, or every band equal to
-   ``sensor.fill_value``).
+   Nodata follows the package's documented convention for that version (README,
+   "Missing Bands"): masked pixels reach its normaliser as NaN; v1 copies a missing
+   band from the nearest band in wavelength, v1.1+ set missing values to 0 after
+   normalising (what band dropout taught them); ``meta["nodata_fill"]`` says which.
+   Nodata pixels are those the provider masked (``Patch.valid``, per frame for a time
+   series), non-finite ones, or those with every band equal to ``sensor.fill_value``.
 3. **Frames** without any valid pixel are marked ``MaskValue.MISSING`` so the encoder
    does not attend to them; their count is in ``meta["frames_missing"]``.
 4. **Timestamps**: one ``(day, month - 1, year)`` per frame, from the frame dates the
    provider reports (``context["dates"]``); without dates the window is unknown and
    the middle of 2020 is used, with a warning.
 5. **Size**: pixels are not resampled (the model is resolution-aware at 10 m); a patch
-   whose side is not a multiple of ``patch_size`` is centre-cropped to one.
+   whose side is not a multiple of ``patch_size`` is centre-cropped to one, and the
+   grid's georeferencing carries that crop. A rectangular ``BBox`` is fed as its
+   enclosing square; the grid is cropped back to the box and pooled vectors pool the
+   box's cells (the package's pooling over the unmasked tokens of those cells).
 6. **Encoder**: ``model.encoder(sample, patch_size, input_res=10, fast_pass=True)``.
    **Pooled**: the package's ``TokensAndMasks.pool_unmasked_tokens`` (mean or max over
    every encoded token: positions x frames x band groups). **Grid**: tokens averaged
@@ -108,16 +112,16 @@ def frame_timestamp(day: str) -> tuple:
     return d.day, d.month - 1, d.year
 
 
-class _Sample:
-    """The package's sample (a NamedTuple of tensors) with the ``.to(device)`` the batch loop uses."""
+class _Inputs:
+    """Normalised pixels, missing frames and timestamps of a batch, with the ``.to(device)``
+    the batch loop uses; the package's sample is built from them in the forward pass
+    (its mask needs the network's band sets)."""
 
-    def __init__(self, sample):
-        self.sample = sample
+    def __init__(self, pixels, empty, stamps):
+        self.pixels, self.empty, self.stamps = pixels, empty, stamps
 
     def to(self, device):
-        import torch
-        return _Sample(type(self.sample)(**{k: v.to(device) if torch.is_tensor(v) else v
-                                            for k, v in self.sample._asdict().items()}))
+        return _Inputs(self.pixels.to(device), self.empty, self.stamps.to(device))
 
 
 class OlmoEarthEmbedder(PretrainedEmbedder):
@@ -130,6 +134,7 @@ class OlmoEarthEmbedder(PretrainedEmbedder):
     collection = S2_L2A
     input_ndim = (3, 4)
     batch_by_shape = True
+    fills_nodata_itself = True  # the package's Normalizer fills per model version
     summary = ("OlmoEarth (Ai2) multimodal, multi-temporal ViT: Sentinel-2 L2A or Sentinel-1 "
                "time series at 10 m, via the official olmoearth-pretrain-minimal package.")
 
@@ -253,40 +258,55 @@ class OlmoEarthEmbedder(PretrainedEmbedder):
         return net
 
     # --------------------------------------------------------------- inference
-    def _prepare(self, arrays: List[np.ndarray], sensor: SensorSpec, contexts: List[dict]):
-        import torch
-        from olmoearth_pretrain_minimal import Normalizer
-        from olmoearth_pretrain_minimal.olmoearth_pretrain_v1.utils.constants import Modality
-        from olmoearth_pretrain_minimal.olmoearth_pretrain_v1.utils.datatypes import (
-            MaskedOlmoEarthSample, MaskValue)
+    def _nodata_fill(self, sensor: SensorSpec):
+        version = self.checkpoint.arch["version"]
+        rule = ("each missing value copied from the present band nearest in wavelength (0 where none "
+                "is)" if version == "v1" else "0 after normalising (band dropout)")
+        return None, (f"olmoearth-pretrain-minimal Normalizer(model_type={version!r}), README 'Missing "
+                      f"Bands': {rule}; frames without imagery masked MaskValue.MISSING")
 
-        mod = self._modality(sensor)
-        spec = Modality.get(_MOD[mod])
+    def _crop(self, h: int, w: int):
+        """``(y0, x0, hh, ww)``: the centred window whose sides are multiples of ``patch_size``."""
         ps = int(self.config["patch_size"])
-        stacks = np.stack([a if a.ndim == 4 else a[None] for a in arrays]).astype(np.float32)  # B T C H W
-        b, t, _, h, w = stacks.shape
-        if t > MAX_FRAMES:
-            raise ModelError(f"model 'olmoearth' takes at most {MAX_FRAMES} frames, got {t}")
         hh, ww = h - h % ps, w - w % ps
         if hh == 0 or ww == 0:
             raise ModelError(f"model 'olmoearth' needs patches of at least {ps} x {ps} pixels "
                              f"(patch_size={ps}), got {h} x {w}")
-        y0, x0 = (h - hh) // 2, (w - ww) // 2
+        return (h - hh) // 2, (w - ww) // 2, hh, ww
+
+    def grid_footprint(self, input_hw):
+        y0, x0, hh, ww = self._crop(*input_hw)
+        return (float(y0), float(x0), float(y0 + hh), float(x0 + ww))
+
+    def normalise(self, arrays: List[np.ndarray], sensor: SensorSpec):
+        """Band-selected DN (masked pixels NaN) -> the package's normalised ``(B, H, W, T, C)``
+        (NaN filled per the checkpoint version), the frames without imagery ``(B, T)`` and
+        the crop ``(y0, x0, hh, ww)``."""
+        from olmoearth_pretrain_minimal import Normalizer
+        from olmoearth_pretrain_minimal.olmoearth_pretrain_v1.utils.constants import Modality
+
+        spec = Modality.get(_MOD[self._modality(sensor)])
+        stacks = np.stack([a if a.ndim == 4 else a[None] for a in arrays]).astype(np.float32)  # B T C H W
+        if stacks.shape[1] > MAX_FRAMES:
+            raise ModelError(f"model 'olmoearth' takes at most {MAX_FRAMES} frames, got {stacks.shape[1]}")
+        y0, x0, hh, ww = self._crop(*stacks.shape[-2:])
         stacks = stacks[..., y0:y0 + hh, x0:x0 + ww]
         valid = valid_mask(stacks, sensor.fill_value)                                  # B T H W
         data = np.where(valid[:, :, None], stacks, np.nan).transpose(0, 3, 4, 1, 2)   # B H W T C
         empty = ~valid.any(axis=(2, 3))  # (B, T): frames with no valid pixel
         if empty.all(axis=1).any():
             raise ModelError("model 'olmoearth' got a patch with no valid pixel in any frame")
-        version = self.checkpoint.arch["version"]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # nodata is reported in meta instead
-            norm = Normalizer(model_type=version).normalize(spec, data)
-        norm = np.nan_to_num(norm, nan=0.0).astype(np.float32)
-        net = self.network()
-        n_sets = net.encoder.patch_embeddings.tokenization_config.get_num_bandsets(spec.name)
-        mask = np.where(empty[:, None, None, :, None], MaskValue.MISSING.value, MaskValue.ONLINE_ENCODER.value)
-        mask = np.broadcast_to(mask, (b, hh, ww, t, n_sets)).astype(np.int64)
+            norm = Normalizer(model_type=self.checkpoint.arch["version"]).normalize(spec, data)
+        return np.nan_to_num(norm, nan=0.0).astype(np.float32), empty, (y0, x0, hh, ww)
+
+    def _prepare(self, arrays: List[np.ndarray], sensor: SensorSpec, contexts: List[dict]):
+        import torch
+
+        mod = self._modality(sensor)
+        norm, empty, (y0, x0, hh, ww) = self.normalise(arrays, sensor)
+        b, _, _, t, _ = norm.shape
         stamps, dated = [], True
         for c in contexts:
             dates = list(c.get("dates") or [])
@@ -297,50 +317,66 @@ class OlmoEarthEmbedder(PretrainedEmbedder):
         if not dated:
             warnings.warn("olmoearth: frame dates unknown (no temporal window); timestamps set to "
                           "2020-07-01", stacklevel=4)
-        sample = _Sample(MaskedOlmoEarthSample(
-            timestamps=torch.tensor(stamps, dtype=torch.long),
-            **{spec.name: torch.from_numpy(np.ascontiguousarray(norm)),
-               f"{spec.name}_mask": torch.from_numpy(np.ascontiguousarray(mask))}))
-        nodata = float(np.isnan(data).mean())
-        info = {"image_size": hh if hh == ww else [hh, ww], "modality": spec.name, "frames": t,
+        inputs = _Inputs(torch.from_numpy(np.ascontiguousarray(norm)), empty,
+                         torch.tensor(stamps, dtype=torch.long))
+        info = {"image_size": hh if hh == ww else [hh, ww], "modality": _MOD[mod], "frames": t,
                 "per_item": [{"frames_encoded": int(t - empty[i].sum()), "frames_missing": int(empty[i].sum()),
                               "frames_input": t, "timestamps": stamps[i],
                               "crop": [int(y0), int(x0), int(hh), int(ww)]} for i in range(b)],
-                "nodata_fraction_batch": nodata, "dated": dated}
-        return sample, info
+                "dated": dated}
+        return inputs, info
 
     def _forward(self, net, x, info) -> Features:
+        import torch
         from olmoearth_pretrain_minimal.olmoearth_pretrain_v1.nn.flexi_vit import PoolingType
-        out = net.encoder(x.sample, patch_size=int(self.config["patch_size"]), input_res=INPUT_RES_M,
+        from olmoearth_pretrain_minimal.olmoearth_pretrain_v1.utils.constants import Modality
+        from olmoearth_pretrain_minimal.olmoearth_pretrain_v1.utils.datatypes import (
+            MaskedOlmoEarthSample, MaskValue)
+
+        spec = Modality.get(info["modality"])
+        b, hh, ww, t, _ = x.pixels.shape
+        n_sets = net.encoder.patch_embeddings.tokenization_config.get_num_bandsets(spec.name)
+        mask = np.where(x.empty[:, None, None, :, None], MaskValue.MISSING.value, MaskValue.ONLINE_ENCODER.value)
+        mask = torch.from_numpy(np.broadcast_to(mask, (b, hh, ww, t, n_sets)).astype(np.int64))
+        sample = MaskedOlmoEarthSample(timestamps=x.stamps, **{spec.name: x.pixels,
+                                                               f"{spec.name}_mask": mask.to(x.pixels.device)})
+        out = net.encoder(sample, patch_size=int(self.config["patch_size"]), input_res=INPUT_RES_M,
                           fast_pass=True)
         tm = out["tokens_and_masks"]
-        tok = getattr(tm, info["modality"])            # (B, h, w, T, S, D)
-        mask = getattr(tm, info["modality"] + "_mask")  # (B, h, w, T, S)
-        seen = (mask == 0).to(tok.dtype)[..., None]
-        grid = (tok * seen).sum(dim=(3, 4)) / seen.sum(dim=(3, 4)).clamp(min=1)
+        tok = getattr(tm, spec.name)            # (B, h, w, T, S, D)
+        seen = getattr(tm, spec.name + "_mask") == 0  # (B, h, w, T, S)
+        info["tokens"], info["seen"] = tok, seen  # for pooling a ROI's cells
+        w = seen.to(tok.dtype)[..., None]
+        grid = (tok * w).sum(dim=(3, 4)) / w.sum(dim=(3, 4)).clamp(min=1)
         grid = grid.permute(0, 3, 1, 2)
         mean = tm.pool_unmasked_tokens(PoolingType.MEAN, spatial_pooling=False)
         mx = tm.pool_unmasked_tokens(PoolingType.MAX, spatial_pooling=False)
-        self._max_pooled = mx
+        info["max_pooled"] = mx
         return Features(grid=grid, pooled=mean,
                         meta={"cls_removed": True, "pooled_kind": "pool_unmasked_tokens_mean",
                               "grid_kind": "tokens_mean_over_frames_and_band_groups",
                               "grid_reduce": "mean_over_frames_and_band_groups",
                               "patch_size": int(self.config["patch_size"]), "input_res_m": INPUT_RES_M,
-                              "modality": info["modality"], "max_pooled": mx})
+                              "modality": spec.name})
+
+    def _pool_roi(self, feats, info, i, cells, pooling):
+        """``pool_unmasked_tokens`` over the unmasked tokens of the ROI's cells only."""
+        import torch
+        keep = torch.from_numpy(np.asarray(cells)).to(info["tokens"].device)
+        tok = info["tokens"][i][keep]          # (n, T, S, D)
+        seen = info["seen"][i][keep]           # (n, T, S)
+        tok = tok[seen]                        # (m, D)
+        return tok.amax(dim=0) if pooling == "max" else tok.mean(dim=0)
 
     def _results(self, feats: Features, chunk, sensor: SensorSpec, output: OutputSpec,
-                 info: Dict[str, Any]) -> List[EmbedResult]:
-        mx = feats.meta.pop("max_pooled")
+                 info: Dict[str, Any], contexts=()) -> List[EmbedResult]:
         if output.mode == "pooled" and output.pooling == "max":
-            feats = Features(grid=feats.grid, pooled=mx,
+            feats = Features(grid=feats.grid, pooled=info["max_pooled"],
                              meta={**feats.meta, "pooled_kind": "pool_unmasked_tokens_max",
                                    "pooled_any_pooling": True})
-        res = super()._results(feats, chunk, sensor, output, info)
+        res = super()._results(feats, chunk, sensor, output, info, contexts)
         for r in res:
             r.meta["normalization"] = {"source": _NORM_SOURCE, "model_type": self.checkpoint.arch["version"]}
-            r.meta["nodata_fill"] = ("nearest-wavelength band copy (v1 Normalizer)" if
-                                     self.checkpoint.arch["version"] == "v1" else "0 after normalising")
             if not info["dated"]:
                 r.meta["timestamps_assumed"] = True
         return res

@@ -23,8 +23,12 @@ Pipeline, step by step (terratorch ``terramind_register.py`` ``PRETRAINED_BANDS`
    (``untok_sen2l1c@224``); ``s1`` — Sentinel-1 GRD ``VV VH`` backscatter in dB
    (``untok_sen1grd@224``). 10 m.
 2. **Standardise** per band with the v1 pretraining mean/std of that modality; nodata
-   pixels (non-finite, or every band at ``sensor.fill_value``) become 0 (the mean).
-3. **Resize** to 224 x 224 (bilinear, antialiased), the pretraining size.
+   pixels (the provider's mask, non-finite, or every band at ``sensor.fill_value``) get
+   that modality's pretraining mean (0 after standardising), recorded in
+   ``meta["nodata_fill"]``.
+3. **Resize** to 224 x 224 (bilinear, antialiased), the pretraining size. A rectangular
+   ``BBox`` is fed as its enclosing square of real imagery (nothing stretched); the grid
+   is cropped back to the box and pooled vectors pool the box's cells.
 4. **Encoder**: patch 16 tokens + fixed 2-D sin-cos position + modality embedding, the
    transformer blocks, ``encoder_norm``. **Pooled**: mean or max of the 196 tokens;
    **grid**: the tokens as ``(dim, 14, 14)`` (no CLS token exists).
@@ -244,14 +248,15 @@ class TerraMindEmbedder(PretrainedEmbedder):
         self._loaded_modalities = sorted({k.split(".")[1] for k in keep if k.startswith("encoder_embeddings.")
                                           and k.endswith(".proj.weight")})
 
+    def _nodata_fill(self, sensor: SensorSpec):
+        m = MODALITIES[self._modality(sensor)]
+        return list(m["mean"]), f"{m['key']} pretraining mean, 0 after standardising ({_NORM_SOURCE})"
+
     def _prepare(self, arrays: List[np.ndarray], sensor: SensorSpec, contexts: List[dict]):
         import torch
         import torch.nn.functional as F
         mod = self._modality(sensor)
         m = MODALITIES[mod]
-        self.network()
-        if m["key"] not in getattr(self, "_loaded_modalities", [m["key"]]):
-            raise ModelError(f"checkpoint {self.weights_path} has no {m['key']} embedding for modality {mod!r}")
         size = self.checkpoint.image_size
         mean = torch.tensor(m["mean"]).view(1, -1, 1, 1)
         std = torch.tensor(m["std"]).view(1, -1, 1, 1)
@@ -265,14 +270,17 @@ class TerraMindEmbedder(PretrainedEmbedder):
         return torch.stack(xs), {"image_size": size, "key": m["key"], "modality": mod}
 
     def _forward(self, net, x, info) -> Features:
+        if info["key"] not in getattr(self, "_loaded_modalities", [info["key"]]):
+            raise ModelError(f"checkpoint {self.weights_path} has no {info['key']} embedding for modality "
+                             f"{info['modality']!r}")
         tok = net(x, info["key"])
         side = x.shape[-1] // net.patch_size
         return Features(grid=tokens_to_grid(tok, side, side),
                         meta={"cls_removed": True, "grid_kind": "encoder_tokens", "modality": info["modality"],
                               "terramind_input": info["key"]})
 
-    def _results(self, feats, chunk, sensor, output, info):
-        res = super()._results(feats, chunk, sensor, output, info)
+    def _results(self, feats, chunk, sensor, output, info, contexts=()):
+        res = super()._results(feats, chunk, sensor, output, info, contexts)
         m = MODALITIES[info["modality"]]
         for r in res:
             r.meta["model_bands"] = list(m["bands"])

@@ -18,6 +18,11 @@ from .base import Patch, Provider
 _BUILTIN: Dict[str, str] = {
     "local": "rs_embed.providers.local:LocalProvider",
     "gee": "rs_embed.providers.gee:GEEProvider",
+    "earth-search": "rs_embed.providers.stac:EarthSearchProvider",
+    "planetary-computer": "rs_embed.providers.stac:PlanetaryComputerProvider",
+    "stac": "rs_embed.providers.stac:EarthSearchProvider",
+    "alphaearth": "rs_embed.providers.stac:AlphaEarthProvider",
+    # precomputed products, routed beside the imagery backend (see .routing)
     "tessera": "rs_embed.providers.tessera:TesseraProvider",
     "copernicus_embed": "rs_embed.providers.copernicus_embed:CopernicusEmbedProvider",
     "majortom": "rs_embed.providers.embedding_tables:major_tom",
@@ -87,8 +92,15 @@ def set_default_backend(name: Optional[str]) -> None:
     _default_backend = None if name == "auto" else name
 
 
-def resolve_backend(backend: Union[str, Provider]) -> str:
-    """Turn ``"auto"`` into a concrete provider name (see the module docs of ``gee``)."""
+def resolve_backend(backend: Union[str, Provider], *, spatials: Optional[Sequence] = None,
+                    temporal=None, sensors: Optional[Sequence] = None) -> str:
+    """Turn ``"auto"`` into a concrete provider name.
+
+    With the request (``spatials``, ``temporal``, ``sensors``) ``"auto"`` picks, in
+    order: ``local`` when its catalog covers every ROI for every sensor, ``gee`` when
+    Earth Engine is set up, then ``earth-search`` (public STAC, no account); the choice
+    is named once in a warning. Without the request: ``gee`` when set up, else ``local``.
+    """
     if isinstance(backend, Provider):
         return backend.name
     if not isinstance(backend, str) or not backend:
@@ -97,25 +109,65 @@ def resolve_backend(backend: Union[str, Provider]) -> str:
         return backend
     if _default_backend is not None:
         return _default_backend
-    try:
-        from . import gee
-    except ImportError:  # pragma: no cover - the module itself has no hard deps
-        return "local"
-    status = gee.availability()
+    if spatials is not None and sensors:
+        return _auto_for_request(list(spatials), temporal, [s for s in sensors if s is not None])
+    status = _gee_status()
     if status is True:
         return "gee"
     if status:  # installed but not usable: say why, once per process
-        _warn_auto_once(status)
+        _warn_auto_once(f"backend='auto' uses the local provider: {status}")
     return "local"
+
+
+def _gee_status():
+    try:
+        from . import gee
+    except ImportError:  # pragma: no cover - the module itself has no hard deps
+        return "the gee module cannot be imported"
+    return gee.availability()
+
+
+def _local_covers(spatials, temporal, sensors) -> bool:
+    try:
+        local = get_provider("local")
+        for sensor in sensors:
+            for roi in spatials:
+                local.select(roi, temporal, sensor)
+    except Exception:
+        return False
+    return True
+
+
+def _auto_for_request(spatials, temporal, sensors) -> str:
+    """``local`` if it covers the request, then ``gee`` if set up, then ``earth-search``."""
+    if _local_covers(spatials, temporal, sensors):
+        return "local"
+    status = _gee_status()
+    if status is True:
+        choice, why = "gee", "the local catalog does not cover the request; Earth Engine is set up"
+    else:
+        import importlib.util
+
+        gee_why = status or "earthengine-api is not installed"
+        if importlib.util.find_spec("pystac_client") is not None:
+            choice = "earth-search"
+            why = (f"the local catalog does not cover the request and Earth Engine is not usable "
+                   f"({gee_why}); reading the public STAC API instead")
+        else:
+            choice = "local"
+            why = (f"the local catalog does not cover the request, Earth Engine is not usable "
+                   f"({gee_why}) and the STAC backends need pip install 'rs_embed[stac]'")
+    _warn_auto_once(f"backend='auto' uses {choice!r}: {why}")
+    return choice
 
 
 _warned: set = set()
 
 
-def _warn_auto_once(reason: str) -> None:
-    if reason not in _warned:
-        _warned.add(reason)
-        warn(f"backend='auto' uses the local provider: {reason}")
+def _warn_auto_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        warn(message)
 
 
 def get_provider(backend: Union[str, Provider] = "auto") -> Provider:
@@ -135,20 +187,26 @@ def get_provider(backend: Union[str, Provider] = "auto") -> Provider:
         return inst
 
 
-def open_backend(backend: Union[str, Provider] = "auto", embedders: Sequence = ()) -> Tuple[Provider, str]:
+def open_backend(backend: Union[str, Provider] = "auto", embedders: Sequence = (), *,
+                 spatials: Optional[Sequence] = None, temporal=None,
+                 sensors: Optional[Sequence] = None) -> Tuple[Provider, str]:
     """The provider for ``backend`` and the name manifests and metas record for it.
 
-    Resolves ``"auto"`` once (it may look for Earth Engine credentials). Precomputed
-    products among ``embedders`` are read by their own providers, whatever the named
-    backend (:mod:`rs_embed.providers.routing`).
+    Resolves ``"auto"`` once, for this request when it is given (see
+    :func:`resolve_backend`). Precomputed products among ``embedders`` are read by their
+    own providers, whatever the named backend; ``"auto"`` is then resolved for the
+    request's other sensors only (:mod:`rs_embed.providers.routing`).
     """
     if isinstance(backend, Provider):
         return backend, backend.name or type(backend).__name__
     if embedders:
         from .routing import route_products
 
-        return route_products(lambda: resolve_backend(backend), embedders, get_provider)
-    name = resolve_backend(backend)
+        return route_products(
+            lambda imagery: resolve_backend(backend, spatials=spatials, temporal=temporal,
+                                            sensors=imagery),
+            embedders, get_provider, sensors=sensors)
+    name = resolve_backend(backend, spatials=spatials, temporal=temporal, sensors=sensors)
     return get_provider(name), name
 
 

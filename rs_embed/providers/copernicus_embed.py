@@ -17,6 +17,10 @@ EPSG:4326; empty ocean cells filled with 0).
 
 Where it reads from: ``url`` (``RS_EMBED_COPERNICUS_EMBED_URL``: a local path or an
 http(s) URL), by default the copy TorchGeo's ``CopernicusEmbed`` dataset downloads.
+
+Time: each HTTP request gets the fetch context's timeout (``GDAL_HTTP_TIMEOUT``) and
+GDAL does not retry (``GDAL_HTTP_MAX_RETRY=0``): the export engine's one retry layer
+decides, within ``fetch_timeout_s``.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import numpy as np
 from ..errors import ProviderError
 from ..geometry import Grid, roi_grid
 from ..specs import SensorSpec, SpatialSpec, TemporalSpec
-from .base import Patch, Provider
+from .base import Patch, Provider, current_fetch
 
 COLLECTION = "COPERNICUS_EMBED/025"
 DIM = 768
@@ -58,6 +62,15 @@ class CopernicusEmbedProvider(Provider):
     def serves(self, sensor: SensorSpec) -> bool:
         return sensor.collection.upper() == COLLECTION
 
+    def check_sensor(self, sensor: SensorSpec) -> Optional[str]:
+        if not self.serves(sensor):
+            return (f"the copernicus_embed provider serves only {COLLECTION!r}, not collection "
+                    f"{sensor.collection!r}")
+        if tuple(sensor.bands) != BANDS:
+            return (f"copernicus_embed serves its {DIM} bands E000..E767 in order; the sensor lists "
+                    f"{list(sensor.bands)[:4]}...")
+        return None
+
     def coverage(self) -> str:
         return f"Copernicus-Embed-025 (768-d per 0.25 degree cell) from {self.url}"
 
@@ -65,15 +78,19 @@ class CopernicusEmbedProvider(Provider):
         import rasterio
         from rasterio.windows import Window, from_bounds
 
-        if not self.serves(sensor):
-            raise ProviderError(f"the copernicus_embed provider serves only {COLLECTION!r}, "
-                                f"not collection {sensor.collection!r}")
-        if tuple(sensor.bands) != BANDS:
-            raise ProviderError(f"copernicus_embed serves its {DIM} bands E000..E767 in order")
-        minlon, minlat, maxlon, maxlat = roi_grid(spatial, 10).lonlat_bounds()
+        why = self.check_sensor(sensor)
+        if why:
+            raise ProviderError(why, transient=False)
+        ctx = current_fetch()
+        # the ROI's own bounds (a rectangle, not its enclosing square): the cells it touches
+        minlon, minlat, maxlon, maxlat = roi_grid(spatial, 10).roi_grid().lonlat_bounds()
+        timeout = ctx.request_timeout()
         try:
             with rasterio.Env(GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR",
-                              CPL_VSIL_CURL_ALLOWED_EXTENSIONS=".tif,.tiff"), rasterio.open(self.url) as src:
+                              CPL_VSIL_CURL_ALLOWED_EXTENSIONS=".tif,.tiff",
+                              GDAL_HTTP_TIMEOUT=str(max(1, int(np.ceil(timeout)))),
+                              GDAL_HTTP_CONNECTTIMEOUT=str(max(1, int(np.ceil(min(timeout, 10.0))))),
+                              GDAL_HTTP_MAX_RETRY="0"), rasterio.open(self.url) as src:
                 if src.count != DIM:
                     raise ProviderError(f"{self.url} has {src.count} bands, not Copernicus-Embed's {DIM}")
                 win = from_bounds(minlon, minlat, maxlon, maxlat, transform=src.transform)
@@ -84,11 +101,12 @@ class CopernicusEmbedProvider(Provider):
                     raise ProviderError(f"copernicus_embed: the ROI (lon {minlon:.3f}..{maxlon:.3f}, lat "
                                         f"{minlat:.3f}..{maxlat:.3f}) lies outside {self.url}")
                 window = Window(c0, r0, c1 - c0, r1 - r0)
+                ctx.check()
                 data = src.read(window=window).astype(np.float32)
                 transform = src.window_transform(window)
                 crs = src.crs.to_string() if src.crs else "EPSG:4326"
                 nodata = src.nodata
-        except ProviderError:
+        except ProviderError:  # FetchTimeout and FetchCancelled included
             raise
         except Exception as exc:  # rasterio/GDAL: file missing, HTTP error
             raise ProviderError(f"copernicus_embed: cannot read {self.url}: {type(exc).__name__}: {exc}; "

@@ -12,8 +12,10 @@ rather than as rasters:
 
 A lookup returns the rows whose centre lies in the ROI, grown by ``radius_m`` (half a
 fragment, so a point ROI finds the fragment that covers it), and, where the table has
-timestamps, inside the time window. The patch is ``(D, 1, N)``: N rows side by side,
-their ids, centres and dates in ``meta["rows"]``.
+timestamps, inside the time window. The patch has one band, ``"embedding"``, holding
+the N rows as an ``(N, D)`` table: data ``(1, N, D)``, the rows' ids, centres and dates
+in ``meta["rows"]``; ``valid`` marks the rows (a row with a non-finite value is nodata,
+NaN throughout).
 
 Only what the ROI needs is read: files whose GeoParquet ``bbox`` misses the ROI are
 skipped; row groups whose ``centre_lat``/``centre_lon`` statistics miss it are skipped;
@@ -21,6 +23,10 @@ the embedding column is read only for row groups that hold a match. Remote files
 read through fsspec's HTTP filesystem (Range requests). Files are listed in the
 product's environment variable (``RS_EMBED_MAJORTOM_URLS`` /
 ``RS_EMBED_EARTHINDEX_URLS``: paths, folders or URLs, separated by commas or spaces).
+
+Time: every HTTP request gets the fetch context's timeout and the context is looked
+at between files and row groups; nothing retries here (the export engine's one retry
+layer decides, within ``fetch_timeout_s``).
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ import numpy as np
 from ..errors import ProviderError
 from ..geometry import roi_grid, transformer
 from ..specs import SensorSpec, SpatialSpec, TemporalSpec
-from .base import Patch, Provider
+from .base import Patch, Provider, current_fetch
 
 #: the one "band" a table sensor names: the row's whole embedding vector
 EMBEDDING_BAND = "embedding"
@@ -97,26 +103,45 @@ class EmbeddingTableProvider(Provider):
     def serves(self, sensor: SensorSpec) -> bool:
         return sensor.collection.upper() == self.product.collection
 
+    def check_sensor(self, sensor: SensorSpec) -> Optional[str]:
+        if not self.serves(sensor):
+            return (f"the {self.product.name} provider serves only {self.product.collection!r}, "
+                    f"not collection {sensor.collection!r}")
+        if tuple(sensor.bands) != (EMBEDDING_BAND,):
+            return (f"the {self.product.name} provider serves each row's whole vector: sensor bands "
+                    f"must be ({EMBEDDING_BAND!r},), got {list(sensor.bands)[:4]}")
+        return None
+
     def coverage(self) -> str:
         return f"{self.product.name} GeoParquet embedding rows"
 
     # -- reading -----------------------------------------------------------------------
     @staticmethod
-    def _open(url: str):
+    def _open(url: str, timeout_s: float):
         import pyarrow.parquet as pq
 
         if "://" in url and not url.startswith("file://"):
             import fsspec
 
-            fs = fsspec.filesystem(url.split("://", 1)[0])
+            protocol = url.split("://", 1)[0]
+            kwargs = {}
+            if protocol in ("http", "https"):
+                import aiohttp
+
+                kwargs["client_kwargs"] = {"timeout": aiohttp.ClientTimeout(total=timeout_s)}
+            # a fresh filesystem per read: fsspec caches instances by their arguments
+            fs = fsspec.filesystem(protocol, skip_instance_cache=True, **kwargs)
             return pq.ParquetFile(fs.open(url, "rb", block_size=1 << 16))
         return pq.ParquetFile(url.removeprefix("file://"))
 
     def fetch(self, spatial: SpatialSpec, temporal: Optional[TemporalSpec], sensor: SensorSpec) -> Patch:
-        if not self.serves(sensor):
-            raise ProviderError(f"the {self.product.name} provider serves only {self.product.collection!r}, "
-                                f"not collection {sensor.collection!r}")
-        grid = roi_grid(spatial, 10)
+        why = self.check_sensor(sensor)
+        if why:
+            raise ProviderError(why, transient=False)
+        ctx = current_fetch()
+        # the ROI's own pixels (a rectangle, not its enclosing square): rows are looked up
+        # under the box itself, and the patch is no pixel grid to crop
+        grid = roi_grid(spatial, 10).roi_grid()
         r = self.product.radius_m
         left, bottom, right, top = grid.bounds
         box = (left - r, bottom - r, right + r, top + r)
@@ -127,9 +152,10 @@ class EmbeddingTableProvider(Provider):
                       datetime.combine(temporal.end_date, datetime.min.time(), timezone.utc))
         vecs, rows, files = [], [], []
         for url in self.urls():
+            ctx.check()
             try:
-                got = self._read(url, grid.crs, box, lonlat_box, window)
-            except ProviderError:
+                got = self._read(url, grid.crs, box, lonlat_box, window, ctx)
+            except ProviderError:  # FetchTimeout and FetchCancelled included
                 raise
             except Exception as exc:
                 raise ProviderError(f"{self.product.name}: cannot read {url}: {type(exc).__name__}: {exc}",
@@ -141,20 +167,23 @@ class EmbeddingTableProvider(Provider):
         if not rows:
             raise ProviderError(f"{self.product.name}: no embedding row within {r:.0f} m of the ROI"
                                 + (" in the time window" if window else "") + f" in {len(self.urls())} file(s)")
-        data = np.concatenate(vecs, axis=0).T[:, None, :].astype(np.float32)  # (D, 1, N)
-        data[:, :, ~np.isfinite(data).all(axis=(0, 1))] = np.nan
-        bands = tuple(f"E{i:04d}" for i in range(data.shape[0]))
+        table = np.concatenate(vecs, axis=0).astype(np.float32)  # (N, D)
+        bad = ~np.isfinite(table).all(axis=1)  # a row with any non-finite value is nodata
+        table[bad] = np.nan
+        valid = np.broadcast_to(~bad[:, None], table.shape).copy()
         meta = {"source": files, "product": self.product.name, "rows": rows, "n_rows": len(rows),
-                "radius_m": r, "nodata": "NaN", "nodata_fraction": 0.0, "layout": "(D, 1, rows)",
+                "embedding_dim": int(table.shape[1]),
+                "radius_m": r, "nodata": "NaN", "nodata_fraction": float(bad.mean()),
+                "layout": "(1, rows, D)",
                 "temporal": temporal.to_dict() if temporal is not None else None}
-        return Patch(data=data, bands=bands, grid=grid, meta=meta)
+        return Patch(data=table[None], bands=(EMBEDDING_BAND,), grid=grid, meta=meta, valid=valid)
 
-    def _read(self, url, crs, box, lonlat_box, window):
+    def _read(self, url, crs, box, lonlat_box, window, ctx):
         import pyarrow as pa
         import pyarrow.compute as pc
 
         prod = self.product
-        pf = self._open(url)
+        pf = self._open(url, ctx.request_timeout())
         if not _file_may_intersect(pf, lonlat_box):
             return None
         names = pf.schema_arrow.names
@@ -163,6 +192,7 @@ class EmbeddingTableProvider(Provider):
         fwd = transformer("EPSG:4326", crs)
         vecs, rows = [], []
         for g in range(pf.num_row_groups):
+            ctx.check()
             if prod.lonlat_columns and not _group_may_intersect(pf, g, prod.lonlat_columns, lonlat_box):
                 continue
             t = pf.read_row_group(g, columns=loc_cols + meta_cols)

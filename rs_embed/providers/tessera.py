@@ -21,6 +21,14 @@ all of that and adds what the client leaves to its callers:
 - **One dataset version** per provider (``dataset_version``, default ``v1``), recorded
   in every patch's meta; tiles of different versions are never mixed.
 
+Time and retries: geotessera's downloads retry by themselves (its
+``download_file_to_temp``: a few tries with backoff, each with its own socket timeout,
+which its ``Registry.fetch`` does not let a caller shorten), so this provider is one
+retry layer (``retries_itself``): the export engine calls it once per fetch and does
+not repeat what geotessera already repeated. The fetch context is looked at before
+every tile file; a download that hangs past ``fetch_timeout_s`` is abandoned by the
+engine.
+
 Where the data comes from (``geotessera``'s own configuration, never patched around):
 ``base_url`` (``RS_EMBED_TESSERA_URL``; default geotessera's ``TESSERA_BASE_URL``)
 serves the registries and tiles; ``embeddings_dir`` (``RS_EMBED_TESSERA_DIR``; default
@@ -41,7 +49,7 @@ import numpy as np
 from ..errors import ProviderError, SpecError
 from ..geometry import roi_grid
 from ..specs import SensorSpec, SpatialSpec, TemporalSpec
-from .base import Patch, Provider
+from .base import Patch, Provider, current_fetch
 
 #: collection id of the product; the dataset version follows the slash
 COLLECTION_PREFIX = "TESSERA/"
@@ -87,10 +95,22 @@ def _pixel_centres(grid):
     return np.asarray(lon).reshape(xx.shape), np.asarray(lat).reshape(xx.shape)
 
 
+def _client_attempts() -> int:
+    """How many tries geotessera's downloads make (its ``download_file_to_temp`` default)."""
+    import inspect
+
+    try:
+        from geotessera.registry import download_file_to_temp
+        return int(inspect.signature(download_file_to_temp).parameters["max_retries"].default)
+    except Exception:  # pragma: no cover - another geotessera layout
+        return 1
+
+
 class TesseraProvider(Provider):
     """TESSERA embeddings on the ROI grid (see the module docstring)."""
 
     name = "tessera"
+    retries_itself = True  # geotessera retries its downloads (see the module docstring)
 
     def __init__(self, *, dataset_version: Optional[str] = None, base_url: Optional[str] = None,
                  embeddings_dir: Optional[str] = None, cache_dir: Optional[str] = None,
@@ -117,6 +137,21 @@ class TesseraProvider(Provider):
 
     def serves(self, sensor: SensorSpec) -> bool:
         return version_of(sensor.collection) is not None
+
+    def check_sensor(self, sensor: SensorSpec) -> Optional[str]:
+        """Collection, dataset version and bands, without a request."""
+        version = version_of(sensor.collection)
+        if version is None:
+            return (f"the tessera provider serves only {collection(self.dataset_version)!r}, not "
+                    f"collection {sensor.collection!r}")
+        if version != self.dataset_version:
+            return (f"collection {sensor.collection!r} asks for TESSERA {version} but this provider "
+                    f"serves {self.dataset_version}; one export never mixes dataset versions "
+                    f"(make the provider with dataset_version={version!r})")
+        if tuple(sensor.bands) != BANDS:
+            return (f"tessera serves its {DIM} bands T000..T127 in order; the sensor lists "
+                    f"{list(sensor.bands)[:4]}...")
+        return None
 
     def coverage(self) -> str:
         return f"TESSERA {self.dataset_version} annual 128-d embeddings from {self._url()}"
@@ -157,19 +192,9 @@ class TesseraProvider(Provider):
 
     # -- fetch -------------------------------------------------------------------------
     def _check(self, temporal: Optional[TemporalSpec], sensor: SensorSpec) -> int:
-        version = version_of(sensor.collection)
-        if version is None:
-            raise ProviderError(
-                f"the tessera provider serves only {collection(self.dataset_version)!r}, not "
-                f"collection {sensor.collection!r}")
-        if version != self.dataset_version:
-            raise ProviderError(
-                f"collection {sensor.collection!r} asks for TESSERA {version} but this provider "
-                f"serves {self.dataset_version}; one export never mixes dataset versions "
-                f"(make the provider with dataset_version={version!r})")
-        if tuple(sensor.bands) != BANDS:
-            raise ProviderError(f"tessera serves its {DIM} bands T000..T127 in order; the sensor lists "
-                                f"{list(sensor.bands)[:4]}...")
+        why = self.check_sensor(sensor)
+        if why:
+            raise ProviderError(why, transient=False)
         if temporal is None or temporal.mode != "year":
             raise SpecError(f"tessera is annual: pass temporal=TemporalSpec.year(Y), got {temporal!r}")
         return int(temporal.year)
@@ -180,7 +205,9 @@ class TesseraProvider(Provider):
         from rasterio.windows import Window, from_bounds
 
         year = self._check(temporal, sensor)
-        grid = roi_grid(spatial, sensor.scale_m)
+        ctx = current_fetch()
+        grid = roi_grid(spatial, sensor.scale_m)  # a rectangle's enclosing square (grid.roi: the box)
+        ctx.check()
         gt = self.client()
         gt_mod = _import_geotessera()
         tiles = gt.registry.load_blocks_for_region(grid.lonlat_bounds(), year)
@@ -188,15 +215,18 @@ class TesseraProvider(Provider):
         plon, plat = _pixel_centres(grid)
         used, zones = [], set()
         for (ty, lon, lat) in tiles:
+            ctx.check()
             try:
                 with self._pointed():
                     emb_path = gt.registry.fetch(year=ty, lon=lon, lat=lat, is_scales=False, progressbar=False)
                     sc_path = gt.registry.fetch(year=ty, lon=lon, lat=lat, is_scales=True, progressbar=False)
                     lm_path = gt.registry.fetch_landmask(lon=lon, lat=lat, progressbar=False)
             except Exception as exc:
-                raise ProviderError(
+                err = ProviderError(
                     f"tessera: tile grid_{lon:.2f}_{lat:.2f} ({ty}) could not be fetched from "
-                    f"{self._url()}: {type(exc).__name__}: {exc}", transient=True) from exc
+                    f"{self._url()}: {type(exc).__name__}: {exc}", transient=True)
+                err.attempts = _client_attempts()  # geotessera retried it already
+                raise err from exc
             with rasterio.open(lm_path) as src:
                 crs, transform = src.crs, src.transform
             quant = np.load(emb_path, mmap_mode="r")      # (H, W, 128) int8

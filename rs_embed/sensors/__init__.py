@@ -15,12 +15,12 @@ from .bands import (KINDS, LANDSAT_OLI_TIRS, LANDSAT_SR_BANDS, S1_POLARISATIONS,
                     S2_L2A_BANDS, SENSORS, SENTINEL1, SENTINEL2, Band, Sensor, band_info,
                     canonical_band, common_name, get_sensor, is_categorical, sensor_for_platform,
                     sort_bands, wavelengths_um)
-from .products import (EARTH_SEARCH, EE_CATALOG, GSE_ANNUAL, GSE_ANNUAL_PRODUCT,
+from .products import (EARTH_SEARCH, EE_CATALOG, GSE_ANNUAL, GSE_ANNUAL_PRODUCT, GSE_PUBLIC_COGS,
                        LANDSAT_C2_L2_PRODUCT, MODALITY_ALIASES, PLANETARY_COMPUTER, PRODUCTS,
                        S1_DB, S1_GRD_L1_PRODUCT, S1_GRD_PRODUCT, S1_LINEAR, S1_RTC_PRODUCT,
                        S2_DN_SCALE, S2_L1C, S2_L1C_PRODUCT, S2_L2A, S2_L2A_PRODUCT,
                        S2_REFLECTANCE_SCALE, STAC_CLOUD_PROPERTY, EECollection, Product,
-                       Radiometry, StacCollection, canonical_modality, ee_collection,
+                       PublicCogs, Radiometry, StacCollection, canonical_modality, ee_collection,
                        expected_range, harmonised_ee_id, product, same_product, stac_collection)
 from .quality import (CLOUD_SCORE_PLUS, CLOUD_SCORE_PLUS_BANDS, LANDSAT_QA_PIXEL_BITS,
                       LANDSAT_QA_PIXEL_INVALID, QA60_BITS, S2_CLOUD_PROBABILITY, SCL_CLASSES,
@@ -38,7 +38,7 @@ __all__ = [
     # products and collections
     "Radiometry", "EECollection", "StacCollection", "Product", "PRODUCTS", "S2_L1C_PRODUCT",
     "S2_L2A_PRODUCT", "LANDSAT_C2_L2_PRODUCT", "S1_GRD_PRODUCT", "S1_RTC_PRODUCT",
-    "S1_GRD_L1_PRODUCT", "GSE_ANNUAL_PRODUCT", "S2_L1C", "S2_L2A", "S1_DB", "S1_LINEAR",
+    "S1_GRD_L1_PRODUCT", "GSE_ANNUAL_PRODUCT", "GSE_PUBLIC_COGS", "PublicCogs", "S2_L1C", "S2_L2A", "S1_DB", "S1_LINEAR",
     "GSE_ANNUAL", "S2_DN_SCALE", "S2_REFLECTANCE_SCALE", "EE_CATALOG", "EARTH_SEARCH",
     "PLANETARY_COMPUTER", "STAC_CLOUD_PROPERTY", "MODALITY_ALIASES", "product", "same_product",
     "ee_collection", "harmonised_ee_id", "stac_collection", "expected_range", "canonical_modality",

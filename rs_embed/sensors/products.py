@@ -152,6 +152,9 @@ class Product:
     stac: Tuple[StacCollection, ...] = ()
     s2_baseline_offset: bool = False          # subject to the 2022-01-25 baseline offset
     aliases: Tuple[str, ...] = ()
+    #: ESA's 8-bit true-colour image (TCI): DN mapped to 255 (ESA "Sentinel-2 MSI
+    #: definitions": 3558 for L1C, 2000 for L2A, i.e. 0.3558 and 0.2 reflectance)
+    tci_saturation_dn: Optional[float] = None
 
     @property
     def ee_id(self) -> Optional[str]:
@@ -209,7 +212,7 @@ S2_L1C_PRODUCT = Product(
     key="s2_l1c", title="Sentinel-2 MSI Level-1C (top-of-atmosphere reflectance)",
     sensor=SENTINEL2, bands=S2_BANDS, quality_bands=("QA60",),
     radiometry={"*": _S2_TOA}, modality="s2", s2_baseline_offset=True,
-    aliases=("sentinel-2-l1c", "s2-l1c", "sentinel2-l1c"),
+    aliases=("sentinel-2-l1c", "s2-l1c", "sentinel2-l1c"), tci_saturation_dn=3558.0,
     ee=(EECollection("COPERNICUS/S2_HARMONIZED", "s2_l1c", "s2", _S2_CLOUD, True),
         EECollection("COPERNICUS/S2", "s2_l1c", "s2", _S2_CLOUD, True, harmonised=False,
                      harmonised_id="COPERNICUS/S2_HARMONIZED", deprecated=True)),
@@ -225,7 +228,7 @@ S2_L2A_PRODUCT = Product(
     key="s2_l2a", title="Sentinel-2 MSI Level-2A (surface reflectance)",
     sensor=SENTINEL2, bands=S2_L2A_BANDS, quality_bands=("SCL", "QA60", "MSK_CLDPRB"),
     radiometry={"*": _S2_BOA}, modality="s2_l2a", s2_baseline_offset=True,
-    aliases=("s2-l2a", "sentinel2-l2a", "sentinel-2-l2a-cogs"),
+    aliases=("s2-l2a", "sentinel2-l2a", "sentinel-2-l2a-cogs"), tci_saturation_dn=2000.0,
     ee=(EECollection("COPERNICUS/S2_SR_HARMONIZED", "s2_l2a", "s2", _S2_CLOUD, True),
         EECollection("COPERNICUS/S2_SR", "s2_l2a", "s2", _S2_CLOUD, True, harmonised=False,
                      harmonised_id="COPERNICUS/S2_SR_HARMONIZED", deprecated=True)),
@@ -310,6 +313,41 @@ GSE_ANNUAL_PRODUCT = Product(
     radiometry={"*": _GSE}, modality="gse",
     ee=(EECollection("GOOGLE/SATELLITE_EMBEDDING/V1/ANNUAL", "gse_annual", "annual", annual=True),),
 )
+
+@dataclass(frozen=True)
+class PublicCogs:
+    """A product published as public COGs outside any STAC API, and how to read them."""
+
+    product: str
+    index_url: str                            # the published file index
+    href_rewrite: Mapping[str, str]           # index paths -> anonymous HTTPS
+    dtype: str
+    nodata: float
+    quantisation: str                         # stored code -> value
+    quantisation_divisor: float
+    bottom_up: bool                           # positive y resolution
+    attribution: str
+    source: str
+
+
+#: Google's AlphaEarth annual embeddings as public COGs (Source Cooperative copy; Google's
+#: own bucket gs://alphaearth_foundations is requester pays). Sources: Google, "AlphaEarth
+#: Foundations GCS data" (developers.google.com/earth-engine/guides/aef_on_gcs_readme):
+#: 8192 x 8192 px files of 64 int8 bands A00..A63 per year and UTM zone, value -128 = masked
+#: in every band, de-quantisation (v / 127.5) ** 2 * sign(v); Source Cooperative
+#: (source.coop/tge-labs/aef): the index aef_index.parquet (columns year, path, utm_zone,
+#: wgs84_west/south/east/north) and "bottom-up" files (positive y resolution).
+GSE_PUBLIC_COGS = PublicCogs(
+    product="gse_annual",
+    index_url="https://data.source.coop/tge-labs/aef/v1/annual/aef_index.parquet",
+    href_rewrite={"s3://us-west-2.opendata.source.coop/": "https://data.source.coop/"},
+    dtype="int8", nodata=-128.0,
+    quantisation="sign(v) * (|v| / 127.5) ** 2; -128 = masked", quantisation_divisor=127.5,
+    bottom_up=True,
+    attribution="The AlphaEarth Foundations Satellite Embedding dataset is produced by Google "
+                "and Google DeepMind. (CC-BY 4.0)",
+    source="developers.google.com/earth-engine/guides/aef_on_gcs_readme; source.coop/tge-labs/aef")
+
 
 PRODUCTS: Tuple[Product, ...] = (S2_L1C_PRODUCT, S2_L2A_PRODUCT, LANDSAT_C2_L2_PRODUCT,
                                  S1_GRD_PRODUCT, S1_RTC_PRODUCT, S1_GRD_L1_PRODUCT,
@@ -403,4 +441,5 @@ __all__ = ["Radiometry", "EECollection", "StacCollection", "Product", "PRODUCTS"
            "S2_L1C", "S2_L2A", "S1_DB", "S1_LINEAR", "GSE_ANNUAL", "S2_DN_SCALE",
            "S2_REFLECTANCE_SCALE", "EE_CATALOG", "EARTH_SEARCH", "PLANETARY_COMPUTER",
            "STAC_CLOUD_PROPERTY", "product", "same_product", "ee_collection", "harmonised_ee_id",
-           "stac_collection", "expected_range", "MODALITY_ALIASES", "canonical_modality"]
+           "stac_collection", "expected_range", "MODALITY_ALIASES", "canonical_modality",
+           "PublicCogs", "GSE_PUBLIC_COGS"]

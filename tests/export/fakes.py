@@ -37,7 +37,7 @@ class FakeProvider(Provider):
 
     def __init__(self, *, latency: float = 0.0, transient_rate: float = 0.0,
                  permanent: Iterable[float] = (), seed: int = 0, nan_lons: Iterable[float] = (),
-                 schedule=None, on_fetch=None):
+                 schedule=None, on_fetch=None, nodata=None, bad_pixel_lons=None):
         self.latency = latency
         self.schedule = schedule  # schedule(lon, attempt) -> True to fail transiently
         self.on_fetch = on_fetch  # called at the start of every fetch (tests observe timing)
@@ -47,6 +47,10 @@ class FakeProvider(Provider):
         self.transient_rate = transient_rate
         self.permanent = {round(v, 6) for v in permanent}
         self.nan_lons = {round(v, 6) for v in nan_lons}
+        #: lon -> share of pixels the patch's meta reports as nodata (filled)
+        self.nodata = {round(k, 6): v for k, v in (nodata or {}).items()}
+        #: lon -> a value (NaN or inf) put into one pixel: the model's embedding turns non-finite
+        self.bad_pixel = {round(k, 6): v for k, v in (bad_pixel_lons or {}).items()}
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
         self.calls = 0
@@ -82,10 +86,44 @@ class FakeProvider(Provider):
         data = np.round(rng.uniform(200, 3000, size=(len(sensor.bands), grid.height, grid.width))).astype(np.float32)
         if lon in self.nan_lons:
             data[:] = np.nan
+        if lon in self.bad_pixel:
+            data[0, 0, 0] = self.bad_pixel[lon]
         with self._lock:
             self.fetched.append((lon, tuple(sensor.bands)))
         return Patch(data=data, bands=tuple(sensor.bands), grid=grid,
-                     meta={"scenes": ["FAKE_SCENE"], "nodata_fraction": 0.0})
+                     meta={"scenes": ["FAKE_SCENE"], "nodata_fraction": self.nodata.get(lon, 0.0)})
+
+
+class HangingProvider(FakeProvider):
+    """A FakeProvider whose fetches of ``hang`` lons (or all fetches after the first
+    ``hang_after``) never answer: they block, ignoring every deadline and cancel, until
+    ``release`` is set (tests set it when they end, so no thread outlives them).
+    ``hang_attempts``: hang only on that many attempts per lon, then answer."""
+
+    def __init__(self, *, hang: Iterable[float] = (), hang_after=None, hang_attempts=None, **kw):
+        super().__init__(**kw)
+        self.hang = {round(v, 6) for v in hang}
+        self.hang_after = hang_after
+        self.hang_attempts = hang_attempts
+        self.release = threading.Event()
+        self.started = 0
+        self.hung = 0
+        self._tries = {}
+
+    def fetch(self, spatial, temporal, sensor):
+        lon = round(spatial.center[0], 6)
+        with self._lock:
+            self.started += 1
+            k = self._tries[lon] = self._tries.get(lon, 0) + 1
+            stuck = lon in self.hang or (self.hang_after is not None and self.started > self.hang_after)
+            if stuck and self.hang_attempts is not None and k > self.hang_attempts:
+                stuck = False
+            if stuck:
+                self.hung += 1
+        if stuck:
+            self.release.wait()
+            raise ProviderError("released by the test (fake)", transient=False)
+        return super().fetch(spatial, temporal, sensor)
 
 
 class StatsEmbedder(Embedder):
@@ -105,6 +143,10 @@ class StatsEmbedder(Embedder):
                 "modalities": ["s2"], "model_config": {"scale": {"type": "float", "default": 1.0}}}
 
     def _one(self, x: np.ndarray, output) -> np.ndarray:
+        with np.errstate(invalid="ignore", over="ignore"):  # a bad pixel gives a NaN/inf embedding
+            return self._stats(x, output)
+
+    def _stats(self, x: np.ndarray, output) -> np.ndarray:
         if output.mode == "grid":
             c, h, w = x.shape
             hh, ww = h // 4, w // 4

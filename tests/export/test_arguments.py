@@ -189,6 +189,10 @@ def test_names_only_per_item(kw, provider, tmp_path):
     ("async_write", "true", "async_write"),
     ("resume", 1, "resume must be True or False"),
     ("show_progress", None, "show_progress"),
+    ("fetch_timeout_s", 0, "fetch_timeout_s must be a number of seconds > 0, got 0"),
+    ("fetch_timeout_s", math.inf, "fetch_timeout_s"),
+    ("fetch_timeout_s", "60", "fetch_timeout_s"),
+    ("max_patch_mb", -1, "max_patch_mb must be a number of MiB > 0"),
 ])
 def test_bad_run_options(name, value, match, provider, tmp_path):
     _rejects(SpecError, match, provider, tmp_path, **{name: value})

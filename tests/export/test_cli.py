@@ -168,3 +168,22 @@ def test_sample_export_honours_buffer_m(tmp_path):
     assert {s["buffer_m"] for s in man["spatials"]} == {250.0}
     assert main(["export", "--sample", "--buffer-m", "1000", "--models", "spectral", "--backend", "local",
                  "--out", str(tmp_path / "t.npz"), "--no-progress"]) == 2
+
+
+def test_timeouts_patch_limits_and_locks_from_the_command_line(tmp_path, capsys):
+    csv = tmp_path / "pts.csv"
+    csv.write_text("11.0,46.0\n11.01,46.0\n")
+    rc = main(["export", "--rois", str(csv), *BASE, "--out", str(tmp_path / "a"), "--fetch-timeout", "0"])
+    assert rc == 2 and "fetch_timeout_s must be a number of seconds > 0" in _err(capsys)
+    big = [a if a != "40" else "500000" for a in BASE]
+    rc = main(["export", "--rois", str(csv), *big, "--out", str(tmp_path / "a")])
+    assert rc == 2 and "max_patch_mb=1024" in _err(capsys) and not (tmp_path / "a").exists()
+    from rs_embed.io.lock import ExportLock
+
+    (tmp_path / "b").mkdir()
+    with ExportLock(str(tmp_path / "b" / ".rs_embed.lock"), "held by this test"):
+        rc = main(["export", "--rois", str(csv), *BASE, "--out", str(tmp_path / "b"), "--fetch-timeout", "30"])
+    assert rc == 1 and f"pid {os.getpid()}" in _err(capsys)
+    rc = main(["export", "--rois", str(csv), *BASE, "--out", str(tmp_path / "b"), "--fetch-timeout", "30",
+               "--max-patch-mb", "1", "--json"])
+    assert rc == 0 and json.loads(capsys.readouterr().out.strip().splitlines()[-1])["mostly_nodata_points"] == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import json
 import threading
 import time
 
@@ -278,8 +279,14 @@ def test_progress_callback_and_cancel(layout, tmp_path):
     if layout == "per_item":
         done = [m for m in res if m is not None]
         assert 8 <= len(done) < 40
+        run = json.loads((tmp_path / "x" / "rs_embed_export.json").read_text())
+        assert run["stage"] == "stopped" and run["resume_incomplete"] is True and run["status"] == "partial"
+        assert run["stop_error"]["type"] == "Cancelled" and run["stop_error"]["stage"] == "cancelled"
     else:
-        assert res["stage"] == "cancelled" and res["resume_incomplete"] is True and res["status"] == "partial"
+        assert res["stage"] == "stopped" and res["resume_incomplete"] is True and res["status"] == "partial"
+        assert res["stop_error"]["type"] == "Cancelled" and res["stop_error"]["stage"] == "cancelled"
+        cp = json.loads((tmp_path / "x.parts" / "checkpoint.json").read_text())
+        assert cp["stage"] == "stopped" and cp["errors"][0]["type"] == "Cancelled"
         r = load_export(tmp_path / "x.npz")
         ok = ~np.isnan(r.embedding("fake_stats")).any(axis=1)
         assert 8 <= ok.sum() < 40

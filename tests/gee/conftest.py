@@ -57,6 +57,10 @@ def no_credentials(monkeypatch, tmp_path, no_stac):
     for var in ("GOOGLE_APPLICATION_CREDENTIALS", "EE_PROJECT", "GOOGLE_CLOUD_PROJECT"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(gee_session, "_on_gce", lambda: False)
+    # ... and not on Google Cloud: google.auth.default() (which the client asks) skips its
+    # metadata-server probe, as it would off GCE without a network
+    from google.auth.compute_engine import _metadata
+    monkeypatch.setattr(_metadata, "_NO_GCE_CHECK", True)
     monkeypatch.setattr(providers_registry, "_default_backend", None)
     providers_registry._warned.clear()
     yield tmp_path

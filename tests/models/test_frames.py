@@ -37,7 +37,10 @@ def test_binned_series_with_an_empty_bin(tmp_path):
         patch = fetch_input(provider, centre_roi(), window, sensor)
     assert patch.data.shape[:2] == (3, 2) and patch.meta["frames_empty"] == [2]
     assert patch.meta["frames_requested"] == 3 and patch.meta["frames_with_data"] == 2
-    assert (patch.data[2] == sensor.fill_value).all() and patch.valid.all() and patch.valid.shape == (32, 32)
+    # the mask is per frame: the empty bin is nodata, the others are imagery
+    assert (patch.data[2] == sensor.fill_value).all() and patch.valid.shape == (3, 32, 32)
+    assert patch.valid[:2].all() and not patch.valid[2].any()
+    assert patch.meta["frame_nodata_fraction"] == [0.0, 0.0, 1.0]
     single = provider.fetch(centre_roi(), TemporalSpec.range("2020-07-01", "2020-08-01"),
                             SensorSpec("X", ("B4", "B8")))
     np.testing.assert_array_equal(patch.data[1], single.data)           # July = median of two scenes

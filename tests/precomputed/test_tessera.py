@@ -53,9 +53,13 @@ def test_region_across_utm_zones_is_mosaicked_onto_the_roi_grid(served):
     roi = BBox(5.96, 45.03, 6.04, 45.08)
     emb = rs_embed.get_embedding("tessera", spatial=roi, temporal=Y2024, sensor=SENSOR,
                                  output=OutputSpec.grid(), backend="auto")
-    grid = roi_grid(roi, RES)
+    square = roi_grid(roi, RES)
+    assert square.roi is not None  # the box is a rectangle: fetched as its enclosing square
+    grid = square.roi_grid()       # ... and the grid cropped back to the box itself
     assert emb.data.shape == (128, grid.height, grid.width)
     assert emb.meta["input"]["crs"] == grid.crs == "EPSG:32632"
+    assert emb.meta["grid_georef"]["transform"] == pytest.approx(list(grid.transform))
+    assert (emb.meta["grid_georef"]["width"], emb.meta["grid_georef"]["height"]) == (grid.width, grid.height)
     assert emb.meta["input"]["tile_crs"] == ["EPSG:32631", "EPSG:32632"]
     lon, lat = _pixel_lonlat(grid)
     want = np.stack([expected_at(tiles, lo, la) for lo, la in zip(lon.ravel(), lat.ravel())], axis=1)
@@ -93,12 +97,18 @@ def test_point_read_matches_geotessera_sampling_and_pools_valid_pixels(served, t
 
 
 def test_nodata_is_nan_and_pooling_skips_it(served):
-    _, tiles, _ = served
+    _, tiles, provider = served
     roi = BBox(5.905, 45.015, 5.945, 45.06)      # covers the zero-scale patch of the west tile
     grid = rs_embed.get_embedding("tessera", spatial=roi, temporal=Y2024, sensor=SENSOR,
                                   output=OutputSpec.grid())
     bad = np.isnan(grid.data).all(axis=0)
-    assert 0.1 < bad.mean() < 0.9 and grid.meta["input"]["nodata_fraction"] == pytest.approx(bad.mean())
+    assert 0.1 < bad.mean() < 0.9
+    # the patch (the box's enclosing square) marks the same pixels in its mask, and its
+    # nodata_fraction counts them, as every provider does
+    patch = provider.fetch(roi, Y2024, SENSOR)
+    r, c, h, w = patch.grid.roi
+    np.testing.assert_array_equal(~patch.valid[r:r + h, c:c + w], bad)
+    assert grid.meta["input"]["nodata_fraction"] == pytest.approx(1.0 - patch.valid.mean())
     pooled = rs_embed.get_embedding("tessera", spatial=roi, temporal=Y2024, sensor=SENSOR)
     np.testing.assert_allclose(pooled.data, np.nanmean(grid.data.reshape(128, -1), axis=1), atol=1e-5)
 

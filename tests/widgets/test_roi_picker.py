@@ -211,3 +211,11 @@ def test_a_thousand_rois_stay_cheap(picker):
     assert changed == [5]  # one edit resends one GeoJSON layer
     picker.select("p0555")
     assert list(picker._handles) == ["p0555"]
+
+
+def test_rois_given_at_construction_are_drawn_and_listed():
+    box = BBox(-75.66, 37.64, -75.62, 37.68)
+    picker = RoiPicker(rois=[("marsh", PointBuffer(-75.62, 37.67, 500)), box], show_sample=False)
+    assert picker.names == ["marsh", "roi_01"]
+    assert picker.spatials[1] == box
+    assert {f["properties"]["name"] for f in features(picker)} == {"marsh", "roi_01"}

@@ -6,6 +6,12 @@ and jitter *outside* the limiter, so a sleeping retry never holds a slot; anythi
 else (a bad band, a missing asset, a denied permission) fails at once with the
 server's message. A request whose answer would exceed Earth Engine's 48 MB limit is
 cut into tiles on the same grid before anything is sent.
+
+This is the only retry layer of an Earth Engine fetch: the client's own retries are
+off (see :mod:`.session`), the export engine does not retry a provider that retries
+itself, and all requests of one fetch (its tiles) share one :class:`RetryBudget` and
+the deadline of the caller's :class:`~rs_embed.providers.base.FetchContext`. So a
+point costs at most its tiles plus ``max_retries`` requests, whatever the rate limit.
 """
 
 from __future__ import annotations
@@ -13,8 +19,6 @@ from __future__ import annotations
 import random
 import socket
 import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -22,6 +26,7 @@ import numpy as np
 
 from ...errors import ProviderError
 from ...geometry import Grid
+from ..base import FetchContext, current_fetch
 from .plan import grid_param
 from .session import InFlightLimiter
 
@@ -55,6 +60,27 @@ class RetryPolicy:
         if retry_after is not None:
             wait = max(wait, min(self.cap_s, retry_after))
         return wait
+
+
+class RetryBudget:
+    """The retries one fetch may still spend, shared by all its requests (thread-safe);
+    also counts the requests the fetch sent."""
+
+    def __init__(self, retries: int):
+        self.left = int(retries)
+        self.sent = 0
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.left <= 0:
+                return False
+            self.left -= 1
+            return True
+
+    def count(self) -> None:
+        with self._lock:
+            self.sent += 1
 
 
 @dataclass
@@ -167,7 +193,7 @@ class PixelClient:
 
     def __init__(self, *, policy: RetryPolicy, limiter: Callable[[], InFlightLimiter],
                  max_request_bytes: int = MAX_REQUEST_BYTES, workload_tag: Optional[str] = None,
-                 sleep: Callable[[float], None] = time.sleep, seed: Optional[int] = None):
+                 sleep: Optional[Callable[[float], None]] = None, seed: Optional[int] = None):
         self.policy = policy
         self._limiter = limiter
         self.max_request_bytes = int(max_request_bytes)
@@ -193,21 +219,42 @@ class PixelClient:
             p["workloadTag"] = self.workload_tag
         return p
 
-    def compute(self, ee, params: dict, what: str, stats: RequestStats) -> np.ndarray:
-        """One request with retries; returns the decoded structured array."""
+    def _wait(self, ctx: FetchContext, seconds: float) -> None:
+        if self._sleep is not None:
+            self._sleep(seconds)
+        else:
+            ctx.sleep(seconds)
+
+    def compute(self, ee, params: dict, what: str, stats: RequestStats,
+                budget: Optional[RetryBudget] = None, ctx: Optional[FetchContext] = None) -> np.ndarray:
+        """One request, retried within ``budget`` and ``ctx``'s deadline; returns the
+        decoded structured array."""
+        ctx = ctx if ctx is not None else current_fetch()
+        budget = budget if budget is not None else RetryBudget(self.policy.max_retries)
         attempt = 0
         while True:
+            ctx.check()  # cancelled, or no time left: stop before sending
             try:
                 with self._limiter():
                     stats.requests += 1
+                    budget.count()
                     out = ee.data.computePixels(params)
             except Exception as exc:  # classified below; nothing escapes untranslated
                 err, retry_after = classify(exc, what)
-                if not err.transient or attempt >= self.policy.max_retries:
-                    if err.transient and attempt:
-                        err = ProviderError(f"{err} (gave up after {attempt + 1} attempts)", transient=True)
+                delay = self._jitter_delay(attempt, retry_after) if err.transient else 0.0
+                why = None
+                if err.transient and not ctx.allows_wait(delay):
+                    why = "no time left within fetch_timeout_s" if not ctx.cancelled() else "cancelled"
+                elif err.transient and not budget.take():
+                    why = f"the fetch's {self.policy.max_retries} retries are spent"
+                if not err.transient or why is not None:
+                    if err.transient:  # attempts: every request this fetch sent (its tiles too)
+                        n = budget.sent
+                        err = ProviderError(f"{err} (gave up after {n} attempt{'s' if n > 1 else ''}: {why})",
+                                            transient=True)
+                    err.attempts = budget.sent  # type: ignore[attr-defined]
                     raise err from exc
-                self._sleep(self._jitter_delay(attempt, retry_after))
+                self._wait(ctx, delay)
                 attempt += 1
                 stats.retries += 1
                 continue
@@ -219,27 +266,60 @@ class PixelClient:
 
     def fetch(self, ee, image, grid: Grid, band_ids: List[str], dtypes: Dict[str, str],
               bytes_per_pixel: int, what: str, stats: RequestStats) -> Dict[str, np.ndarray]:
-        """Every band of ``band_ids`` on the whole ``grid``, split into tiles if too big."""
+        """Every band of ``band_ids`` on the whole ``grid``, split into tiles if too big.
+
+        All tiles share one retry budget and the caller's deadline."""
+        ctx = current_fetch()
+        budget = RetryBudget(self.policy.max_retries)
         windows = tile_windows(grid.width, grid.height, bytes_per_pixel, self.max_request_bytes)
         if len(windows) == 1:
-            arr = self.compute(ee, self.params(image, grid, band_ids), what, stats)
+            arr = self.compute(ee, self.params(image, grid, band_ids), what, stats, budget, ctx)
             return {b: _band(arr, b, (grid.height, grid.width), what) for b in band_ids}
 
         out = {b: np.empty((grid.height, grid.width), dtype=dtypes.get(b, "float32")) for b in band_ids}
 
         def one(window):
             st = RequestStats()
-            arr = self.compute(ee, self.params(image, grid, band_ids, window), what, st)
+            arr = self.compute(ee, self.params(image, grid, band_ids, window), what, st, budget, ctx)
             c, r, w, h = window
             for b in band_ids:
                 out[b][r:r + h, c:c + w] = _band(arr, b, (h, w), what)
             return st
 
-        with ThreadPoolExecutor(max_workers=min(8, len(windows)),
-                                thread_name_prefix="rs_embed-gee-tile") as pool:
-            for st in pool.map(one, windows):
-                stats.merge(st)
+        for st in _run_daemon(one, windows, workers=min(8, len(windows))):
+            stats.merge(st)
         return out
+
+
+def _run_daemon(fn, items: List, *, workers: int) -> List:
+    """``[fn(x) for x in items]`` on daemon threads (the first error is raised once all
+    ended): a tile stuck in a request never holds up the interpreter's exit, as
+    ``concurrent.futures`` threads would."""
+    results: List = [None] * len(items)
+    errors: List[BaseException] = []
+    todo = list(range(len(items)))
+    lock = threading.Lock()
+
+    def work():
+        while True:
+            with lock:
+                if not todo or errors:
+                    return
+                k = todo.pop(0)
+            try:
+                results[k] = fn(items[k])
+            except BaseException as exc:  # raised by the caller below
+                with lock:
+                    errors.append(exc)
+
+    threads = [threading.Thread(target=work, daemon=True, name="rs_embed-gee-tile") for _ in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
 
 
 def _band(arr: np.ndarray, name: str, shape: Tuple[int, int], what: str) -> np.ndarray:
@@ -252,5 +332,5 @@ def _band(arr: np.ndarray, name: str, shape: Tuple[int, int], what: str) -> np.n
     return band
 
 
-__all__ = ["PixelClient", "RetryPolicy", "RequestStats", "classify", "tile_windows",
+__all__ = ["PixelClient", "RetryPolicy", "RetryBudget", "RequestStats", "classify", "tile_windows",
            "MAX_REQUEST_BYTES", "MAX_GRID_DIM"]

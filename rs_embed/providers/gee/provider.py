@@ -10,7 +10,7 @@ import numpy as np
 from ...errors import ProviderError, SpecError
 from ...geometry import roi_grid
 from ...specs import SensorSpec, SpatialSpec, TemporalSpec, check_spatial, check_temporal
-from ..base import DEFAULT_RESAMPLING, Patch, Provider, check_resampling
+from ..base import DEFAULT_RESAMPLING, Patch, Provider, check_resampling, current_fetch
 from . import session as _session
 from .pixels import MAX_REQUEST_BYTES, PixelClient, RequestStats, RetryPolicy
 from .plan import IW_SCENES_BAND, SCENES_BAND, CloudScorePlus, RequestPlan, plan_requests
@@ -48,9 +48,14 @@ class GEEProvider(Provider):
     The provider is thread-safe: the export engine calls :meth:`fetch` from many
     threads, and every request passes the project's process-wide in-flight limiter
     (``set_max_concurrent``, default 40).
+
+    It retries by itself (``retries_itself``): one fetch spends at most ``max_retries``
+    retries over all its requests, within the caller's ``fetch_timeout_s``; requests
+    time out after ``fetch_timeout_s`` too.
     """
 
     name = "gee"
+    retries_itself = True
 
     def __init__(self, project: Optional[str] = None, *, high_volume: bool = True,
                  cloud_score_plus: Union[None, bool, float, CloudScorePlus] = None,
@@ -94,6 +99,30 @@ class GEEProvider(Provider):
         project = self.session.project or "Earth Engine's default project"
         return f"Google Earth Engine ({project}, {self.session.endpoint} endpoint)"
 
+    def settings(self) -> dict:
+        """What changes the pixels: the project (its assets and access), cloud masking and
+        the resampling policy."""
+        csp = self.cloud_score_plus
+        return {"project": self.session.project, "cloud_score_plus": csp.to_dict() if csp else None,
+                "resampling": self.resampling}
+
+    def check_sensor(self, sensor: SensorSpec) -> Optional[str]:
+        """Why no request can serve ``sensor``: bad Sentinel-1 options, or bands that the
+        products of the sensor vocabulary say the collection lacks (``B10`` of Level-2A,
+        ``B08`` for ``B8``); None for collections the vocabulary does not know (the
+        server decides)."""
+        if not isinstance(sensor, SensorSpec):
+            return f"sensor must be a SensorSpec, got {type(sensor).__name__}: {sensor!r}"
+        try:
+            plans = plan_requests([sensor], self.cloud_score_plus, self.resampling)
+        except SpecError as exc:
+            return str(exc)
+        for plan in plans:
+            why = _unknown_bands(plan.collection, sensor.bands)
+            if why:
+                return why
+        return None
+
     def fetch(self, spatial: SpatialSpec, temporal: Optional[TemporalSpec],
               sensor: SensorSpec) -> Patch:
         return self.fetch_many(spatial, temporal, [sensor])[0]
@@ -112,6 +141,7 @@ class GEEProvider(Provider):
         temporal = check_temporal(temporal)
         if isinstance(sensors, SensorSpec) or not isinstance(sensors, (list, tuple)) or not sensors:
             raise SpecError(f"sensors must be a non-empty list of SensorSpec, got {sensors!r}")
+        _session.use_request_timeout(current_fetch().timeout_s)
         plans = plan_requests(list(sensors), self.cloud_score_plus, self.resampling)
         grids = {p.scale_m: roi_grid(spatial, p.scale_m) for p in plans}  # bad ROI fails before any request
         out: List[Union[Patch, Exception, None]] = [None] * len(sensors)
@@ -213,6 +243,39 @@ class GEEProvider(Provider):
         except Exception as exc:
             from .pixels import classify
             raise classify(exc, f"listing scenes of {plan.collection}")[0] from exc
+
+
+def _unknown_bands(collection: str, bands) -> Optional[str]:
+    """Bands an Earth Engine collection of a known product does not have, with the
+    spelling Earth Engine uses where one was meant (band ids are matched exactly)."""
+    import re
+
+    from ... import sensors
+
+    prod = sensors.product(collection)
+    if prod is None:
+        return None
+    known = set(prod.bands) | set(prod.quality_bands)
+    bad, hints = [], []
+    for b in bands:
+        if b in known:
+            continue
+        hit = prod.sensor.lookup(b) if prod.sensor.bands else None
+        if hit is not None and hit.name != b:
+            bad.append(b)  # Earth Engine matches band ids exactly: B08 is not B8
+            hints.append(f"{b!r} -> {hit.name!r}")
+        elif hit is not None and hit.kind in ("reflectance", "thermal", "backscatter") and hit.name not in known:
+            bad.append(b)  # a measured band of the sensor this product lacks (B10 of Level-2A)
+        elif hit is None and (not prod.sensor.bands or (
+                prod.sensor is sensors.SENTINEL2 and re.fullmatch(r"B\d+A?", b, re.IGNORECASE))):
+            bad.append(b)  # no band of the sensor at all
+    if not bad:
+        return None
+    hint = f" (did you mean {', '.join(hints)}?)" if hints else ""
+    have = sorted(known, key=lambda x: (len(x), x))
+    shown = ", ".join(have) if len(have) <= 20 else f"{', '.join(have[:6])}, ... {have[-1]} ({len(have)} bands)"
+    return (f"SensorSpec.bands {bad} are not bands of the Earth Engine collection {collection!r}"
+            f"{hint}; its bands: {shown}")
 
 
 __all__ = ["GEEProvider"]

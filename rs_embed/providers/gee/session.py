@@ -3,17 +3,27 @@
 Earth Engine's Python client keeps its state in process globals, so rs_embed
 initialises it once (under a lock) and every provider instance and worker thread
 shares that session. A session the user opened themselves with ``ee.Initialize``
-is adopted as it is.
+(any credentials) is adopted as it is: its credentials and project stay theirs.
+
+Credentials are found by the client itself (``ee.Initialize(credentials="persistent")``
+reads ``ee.oauth.get_credentials_path()`` and falls back to ``google.auth.default()``),
+so every setup the client supports works; rs_embed only translates its refusal into
+steps to take. The cheap, offline :func:`availability` check that ``backend="auto"``
+asks looks in the same places through the same libraries' functions.
 
 The project is taken from, in order: the ``project`` argument, ``EE_PROJECT``,
 ``GOOGLE_CLOUD_PROJECT``, then Earth Engine's own configured default
 (``earthengine set_project``, or the quota project of gcloud's application
 default credentials).
+
+One retry layer: rs_embed retries requests itself (``pixels``: a budget per fetch,
+outside the in-flight limit), so the session it uses, adopted ones included, has the
+client's own retries switched off (``ee.data.setMaxRetries(0)``) and its request
+deadline set to the fetch timeout (``ee.data.setDeadline``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -21,14 +31,15 @@ from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 from ...errors import ProviderError
+from ..base import DEFAULT_FETCH_TIMEOUT_S
 
 #: Earth Engine's endpoint for many small automated requests against stored assets.
 HIGH_VOLUME_URL = "https://earthengine-highvolume.googleapis.com"
 STANDARD_URL = "https://earthengine.googleapis.com"
 #: Earth Engine allows this many concurrent requests per project by default.
 DEFAULT_MAX_CONCURRENT = 40
-#: Longest wait for one answer; Earth Engine itself gives up on interactive work after minutes.
-DEFAULT_TIMEOUT_S = 300.0
+#: Longest wait for one answer (the export engine's ``fetch_timeout_s`` default).
+DEFAULT_TIMEOUT_S = DEFAULT_FETCH_TIMEOUT_S
 
 PROJECT_ENV_VARS = ("EE_PROJECT", "GOOGLE_CLOUD_PROJECT")
 
@@ -184,8 +195,9 @@ def initialize(project: Optional[str] = None, *, high_volume: bool = True,
 
     ``high_volume`` (default) sends requests to the high-volume endpoint, which Google
     recommends for many parallel requests against stored assets. ``timeout_s`` bounds
-    one request (a timed-out request is retried). ``credentials`` and
-    ``http_transport`` are passed to ``ee.Initialize`` (tests use a replayed
+    one request (a timed-out request is retried); an export's ``fetch_timeout_s``
+    replaces it for its requests. ``credentials`` (default: what the client finds
+    itself) and ``http_transport`` are passed to ``ee.Initialize`` (tests use a replayed
     transport). A different ``project`` or ``force=True`` re-initialises.
     """
     global _session
@@ -200,16 +212,16 @@ def initialize(project: Optional[str] = None, *, high_volume: bool = True,
             return s
         if (s is None and not force and http_transport is None and ee.data.is_initialized()
                 and (project is None or wanted == _ee_project(ee))):
+            try:
+                _tune(ee, timeout_s)
+            except Exception as exc:
+                raise _init_error(exc, wanted) from exc
             _session = _adopt(ee)  # the user's own ee.Initialize wins
             return _session
-        if credentials == "persistent":
-            _check_credentials_present()
         try:
             ee.Initialize(credentials=credentials, project=wanted, url=url,
                           http_transport=http_transport)
-            # rs_embed retries by itself (with jitter, outside the in-flight limit)
-            ee.data.setMaxRetries(0)
-            ee.data.setDeadline(int(timeout_s * 1000))
+            _tune(ee, timeout_s)
         except Exception as exc:  # the client raises many types; translate them once
             raise _init_error(exc, wanted) from exc
         _session = Session(project=_ee_project(ee) or wanted, url=url, adopted=False,
@@ -217,11 +229,43 @@ def initialize(project: Optional[str] = None, *, high_volume: bool = True,
         return _session
 
 
+_request_timeout_s: Optional[float] = None
+
+
+def _tune(ee, timeout_s: float) -> None:
+    """The client's retries off (rs_embed's are the only layer) and its request deadline
+    ``timeout_s`` (called with the lock held)."""
+    global _request_timeout_s
+    ee.data.setMaxRetries(0)
+    ms = int(round(float(timeout_s) * 1000))
+    state = _ee_state(ee)
+    if state is None or getattr(state, "deadline_ms", None) != ms:
+        ee.data.setDeadline(ms)  # rebuilds the client's HTTP resource with this timeout
+    _request_timeout_s = float(timeout_s)
+
+
+def use_request_timeout(timeout_s: float) -> None:
+    """Make requests of this process time out after ``timeout_s`` (an export's
+    ``fetch_timeout_s``); cheap when it is already so."""
+    if _request_timeout_s == float(timeout_s):
+        return
+    ee = import_ee()
+    with _lock:
+        if _request_timeout_s != float(timeout_s):
+            try:
+                _tune(ee, timeout_s)
+            except Exception as exc:
+                from .pixels import classify
+
+                raise classify(exc, "setting the Earth Engine request timeout")[0] from exc
+
+
 def reset() -> None:
     """Forget the session (the next fetch initialises again)."""
-    global _session
+    global _session, _request_timeout_s
     with _lock:
         _session = None
+        _request_timeout_s = None
 
 
 def _adopt(ee) -> Session:
@@ -247,47 +291,46 @@ def _ee_project(ee) -> Optional[str]:
 # ---------------------------------------------------------------- credentials check
 
 
-def _ee_credentials_file() -> str:
-    return os.path.expanduser("~/.config/earthengine/credentials")
-
-
-def _adc_file() -> str:
-    env = os.environ.get("CLOUDSDK_CONFIG")
-    if env:
-        return os.path.join(env, "application_default_credentials.json")
-    if os.name == "nt":  # pragma: no cover
-        return os.path.join(os.environ.get("APPDATA", ""), "gcloud",
-                            "application_default_credentials.json")
-    return os.path.expanduser("~/.config/gcloud/application_default_credentials.json")
-
-
-def _read_json(path: str) -> Optional[dict]:
+def _ee_credentials() -> dict:
+    """What ``earthengine authenticate`` stored, read by the client's own function
+    (``ee.oauth.get_credentials_arguments``, at ``ee.oauth.get_credentials_path()``)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+        import ee
+
+        return ee.oauth.get_credentials_arguments() or {}
+    except (OSError, ValueError, TypeError, AttributeError, ImportError):
+        return {}
+
+
+def _adc_path() -> str:
+    """gcloud's application-default credentials file, as google.auth locates it."""
+    from google.auth import _cloud_sdk
+
+    return _cloud_sdk.get_application_default_credentials_path()
 
 
 def _on_gce() -> bool:
-    """True on Google Compute Engine / Colab-like VMs (read from DMI, no network)."""
+    """On Google Compute Engine / Colab-like VMs (google.auth's offline DMI check)."""
     try:
-        with open("/sys/class/dmi/id/product_name", encoding="utf-8") as f:
-            return f.read().strip().startswith("Google")
-    except OSError:
+        from google.auth.compute_engine import _metadata
+
+        return bool(_metadata.detect_gce_residency_linux())
+    except Exception:  # pragma: no cover - older google-auth
         return False
 
 
 def credentials_source() -> Optional[str]:
-    """Where Earth Engine would find credentials, without any network call."""
-    ee_creds = _read_json(_ee_credentials_file())
-    if ee_creds and ee_creds.get("refresh_token"):
+    """Where the client would find credentials, without any network call: the places
+    ``ee.data.get_persistent_credentials`` and ``google.auth.default()`` look, found by
+    their own functions (None: nowhere offline; the client may still find some)."""
+    if _ee_credentials().get("refresh_token"):
         return "earthengine"
-    sa = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS", "").strip()
+    from google.auth import environment_vars
+
+    sa = os.environ.get(environment_vars.CREDENTIALS, "").strip()
     if sa and os.path.isfile(sa):
         return "GOOGLE_APPLICATION_CREDENTIALS"
-    if os.path.isfile(_adc_file()):
+    if os.path.isfile(_adc_path()):
         return "gcloud"
     if _on_gce():
         return "metadata"
@@ -296,22 +339,29 @@ def credentials_source() -> Optional[str]:
 
 def configured_project() -> Optional[str]:
     """The project Earth Engine itself would default to (credentials files only)."""
-    ee_creds = _read_json(_ee_credentials_file()) or {}
-    if ee_creds.get("project"):
-        return str(ee_creds["project"])
-    sa_path = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS", "").strip()
-    sa = _read_json(sa_path) if sa_path else None
-    if sa and (sa.get("quota_project_id") or sa.get("project_id")):
-        return str(sa.get("quota_project_id") or sa.get("project_id"))
-    adc = _read_json(_adc_file()) or {}
-    if adc.get("quota_project_id"):
-        return str(adc["quota_project_id"])
-    return None
+    project = _ee_credentials().get("quota_project_id")
+    if project:
+        return str(project)
+    from google.auth import environment_vars
 
+    sa = os.environ.get(environment_vars.CREDENTIALS, "").strip()
+    if sa and os.path.isfile(sa):
+        try:
+            import google.auth
 
-def _check_credentials_present() -> None:
-    if credentials_source() is None:
-        raise ProviderError("Earth Engine has no credentials on this machine. " + AUTH_HELP)
+            creds, pid = google.auth.load_credentials_from_file(sa)
+            pid = getattr(creds, "quota_project_id", None) or pid
+            if pid:
+                return str(pid)
+        except Exception:  # an unreadable file: the client will say so when it starts
+            pass
+    try:
+        import ee
+
+        project = ee.oauth.get_appdefault_project()
+    except (OSError, ValueError, ImportError, AttributeError):
+        project = None
+    return str(project) if project else None
 
 
 def _init_error(exc: Exception, project: Optional[str]) -> ProviderError:
@@ -322,6 +372,8 @@ def _init_error(exc: Exception, project: Optional[str]) -> ProviderError:
         where = f"project {project!r}" if project else "no project was set"
         return ProviderError(
             f"Earth Engine could not start ({where}): {text.strip()}\n" + AUTH_HELP)
+    if "please authorize access" in low or "defaultcredentialserror" in low:
+        return ProviderError("Earth Engine has no credentials on this machine. " + AUTH_HELP)
     if ("authorize" in low or "credentials" in low or "refresh" in low
             or "invalid_grant" in low or "unauthenticated" in low):
         return ProviderError(f"Earth Engine rejected the stored credentials: {text.strip()}\n" + AUTH_HELP)
@@ -358,5 +410,6 @@ def availability():
 
 
 __all__ = ["initialize", "availability", "current_session", "reset", "Session",
-           "set_max_concurrent", "limiter", "InFlightLimiter", "resolve_project",
+           "set_max_concurrent", "limiter", "InFlightLimiter", "resolve_project", "use_request_timeout",
+           "credentials_source", "configured_project",
            "HIGH_VOLUME_URL", "STANDARD_URL", "DEFAULT_MAX_CONCURRENT", "AUTH_HELP"]
