@@ -133,3 +133,32 @@ def test_missing_checkpoint_message(weights_dir):
         clay.ClayEmbedder(device="cpu")
     msg = str(err.value)
     assert "clay-v1.5.ckpt" in msg and "made-with-clay/Clay" in msg
+
+
+def test_a_rectangle_is_the_square_cropped_back_and_pooled_over_its_cells(reference, weights_dir, tiny_variant):
+    """A BBox's enclosing square is embedded whole (real pixels, not stretched); the grid
+    keeps the ROI's patch tokens and the pooled vector pools them; the CLS option stays
+    the square's embedding and says so. Masked pixels get the band mean (0 normalised)."""
+    from rs_embed.inference import embed_inputs
+    enc = _checkpoint(reference, weights_dir, tiny_variant)
+    emb = clay.ClayEmbedder(variant="tiny", device="cpu")
+    x = dn_patches(1, 10, 32, 32, seed=4)[0]
+    ctx = {"roi": (0, 8, 32, 16), "dates": ["2021-03-17"], "center": (8.5, 47.3)}   # token cols 1..2
+    want = _official(enc, [x], [ctx], 10.0)[0, 1:].reshape(4, 4, 32)
+    grid = embed_inputs(emb, [x], sensor=S2, output=OutputSpec.grid(), input_prep=None, contexts=[ctx])[0]
+    np.testing.assert_allclose(grid.data, want.permute(2, 0, 1).numpy()[:, :, 1:3], atol=1e-5)
+    assert grid.meta["grid_geometry"] == {"origin_px": [0.0, 8.0], "cell_px": [8.0, 8.0]}
+    pooled = embed_inputs(emb, [x], sensor=S2, output=OutputSpec.pooled(), input_prep=None, contexts=[ctx])[0]
+    np.testing.assert_allclose(pooled.data, want[:, 1:3].reshape(-1, 32).mean(0).numpy(), atol=1e-5, rtol=1e-5)
+    cls = clay.ClayEmbedder(variant="tiny", device="cpu", pooled_from="cls")
+    got = embed_inputs(cls, [x], sensor=S2, output=OutputSpec.pooled(), input_prep=None, contexts=[ctx])[0]
+    assert "enclosing square" in got.meta["roi_pooling"]
+    valid = np.ones((32, 32), bool)
+    valid[:3] = False
+    holed = x.copy()
+    holed[:, ~valid] = 0.0
+    res = emb.embed(holed, sensor=S2, output=OutputSpec.pooled(), context={**ctx, "roi": None, "valid": valid})
+    filled = x.copy()
+    filled[:, ~valid] = np.asarray(clay.CLAY_S2_MEAN, np.float32)[:, None]
+    np.testing.assert_allclose(res.data, _official(enc, [filled], [ctx], 10.0)[0, 1:].mean(0).numpy(), atol=1e-5)
+    assert res.meta["nodata_fill"]["pixels"] == 96 and res.meta["nodata_fill"]["values"] == list(clay.CLAY_S2_MEAN)

@@ -168,3 +168,45 @@ def test_missing_config_and_checkpoint(weights_dir, tiny_variant):
     tiny_variant(galileo, "nano", variant="test2", filename="g/encoder.pt")
     with pytest.raises(ModelError, match="config.json"):
         galileo.GalileoEmbedder(variant="test2", device="cpu")
+
+
+def test_a_rectangle_is_the_square_cropped_back_and_pooled_over_its_cells(reference, checkpoint):
+    """A BBox's enclosing square goes in whole; the grid keeps the ROI's cells and the
+    pooled vector is the official average_tokens with every other cell's space-time
+    tokens masked (the static location token still counts, as it does for the square)."""
+    from rs_embed.inference import embed_inputs
+    emb = galileo.GalileoEmbedder(variant="test", device="cpu")
+    x = np.stack(dn_patches(2, 10, 16, 16, seed=6))                     # (T=2, C, 16, 16): 4 x 4 tokens
+    dates, center = ["2021-03-15", "2021-08-15"], (8.5, 47.3)
+    ctx = {"roi": (0, 4, 16, 8), "dates": dates, "center": center}      # columns 4..12: token cols 1..2
+    inputs = _official_inputs(reference, [x], [[2, 7]], [center], [[True, True]])
+    with torch.no_grad():
+        out = checkpoint(*inputs, patch_size=4, input_resolution_m=10)
+    grid = embed_inputs(emb, [x], sensor=S2, output=OutputSpec.grid(), input_prep=None, contexts=[ctx])[0]
+    full = reference.Encoder.apply_mask_and_average_tokens_per_patch(*out[:8])[0].reshape(4, 4, 32)
+    np.testing.assert_allclose(grid.data, full.permute(2, 0, 1).numpy()[:, :, 1:3], atol=1e-5)
+    assert grid.meta["grid_geometry"] == {"origin_px": [0.0, 4.0], "cell_px": [4.0, 4.0]}
+    s_t_m = out[4].clone()
+    s_t_m[:, :, [0, 3]] = 1                                             # other columns: masked
+    masked = list(out[:8])
+    masked[4] = s_t_m
+    for pooling, kind in (("mean", reference.PoolingType.MEAN), ("max", reference.PoolingType.MAX)):
+        got = embed_inputs(emb, [x], sensor=S2, output=OutputSpec.pooled(pooling), input_prep=None,
+                           contexts=[ctx])[0]
+        want = reference.Encoder.average_tokens(*masked, pooling=kind)[0].numpy()
+        np.testing.assert_allclose(got.data, want, atol=1e-5, rtol=1e-5)
+        assert got.meta["roi_pooling"] == "8 of 16 grid cells on the ROI"
+
+
+def test_nodata_fill_is_recorded(checkpoint):
+    emb = galileo.GalileoEmbedder(variant="test", device="cpu")
+    x = np.stack(dn_patches(2, 10, 8, 8, seed=2))
+    x[1] = np.nan                                                        # an empty bin
+    valid = np.ones((2, 8, 8), bool)
+    valid[1] = False
+    valid[0, :2, :2] = False                                             # and a few masked pixels
+    got = emb.embed(x, sensor=S2, output=OutputSpec.pooled(), context={"valid": valid, "dates": ["2021-01-01"] * 2})
+    fill = got.meta["nodata_fill"]
+    assert fill["pixels"] == 64 + 4 and fill["values"] == [galileo.ST_MEAN[galileo.SPACE_TIME_BANDS.index(b)]
+                                                             for b in galileo.S2_BANDS]
+    assert "masked" in fill["source"] and got.meta["frames_encoded"] == 1

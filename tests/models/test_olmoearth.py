@@ -218,3 +218,67 @@ def test_sentinel1_modality_parity(weights_dir, tiny_variant):
     # weights= may name the downloaded repository folder itself
     assert olmoearth.OlmoEarthEmbedder(variant="test", device="cpu", weights=str(folder)).weights_path \
         == folder / "weights.pth"
+
+
+def _package_tokens(folder, version, x_bthwc, stamps, mask_nan=True):
+    """The package's encoder output (TokensAndMasks) on (B, H, W, T, C) DN, NaN = missing."""
+    from olmoearth_pretrain_minimal import Normalizer, load_model_from_path
+    model = load_model_from_path(folder).eval()
+    norm = Normalizer(model_type=version).normalize(Modality.SENTINEL2_L2A, x_bthwc)
+    b, h, w, t, _ = x_bthwc.shape
+    n_sets = model.encoder.patch_embeddings.tokenization_config.get_num_bandsets("sentinel2_l2a")
+    sample = MaskedOlmoEarthSample(timestamps=torch.tensor(stamps, dtype=torch.long),
+                                   sentinel2_l2a=torch.from_numpy(np.nan_to_num(np.asarray(norm, np.float32))),
+                                   sentinel2_l2a_mask=torch.zeros(b, h, w, t, n_sets, dtype=torch.long))
+    with torch.no_grad():
+        return model.encoder(sample, patch_size=4, input_res=10, fast_pass=True)["tokens_and_masks"]
+
+
+def test_a_rectangle_is_the_square_cropped_back_and_pooled_over_its_cells(checkpoint):
+    """A BBox's enclosing square goes in whole; the grid keeps the ROI's token rows, the
+    pooled vector is the package's pool_unmasked_tokens over the tokens of those cells."""
+    from rs_embed.inference import embed_inputs
+    from olmoearth_pretrain_minimal.olmoearth_pretrain_v1.utils.datatypes import MaskValue
+    version, folder = checkpoint
+    emb = olmoearth.OlmoEarthEmbedder(variant="test", device="cpu")
+    x = dn_patches(1, 12, 18, 18, seed=5)[0]            # 18 px: centre-cropped to 16 (4 x 4 tokens)
+    roi = (5, 1, 8, 16)                                  # rows 5..13 of the square: token rows 1..2
+    ctx = {"roi": roi, "dates": ["2021-07-15"]}
+    grid = embed_inputs(emb, [x], sensor=S2, output=OutputSpec.grid(), input_prep=None, contexts=[ctx])[0]
+    tm = _package_tokens(folder, version, x[:, 1:17, 1:17].transpose(1, 2, 0)[None, :, :, None, :],
+                         [[(15, 6, 2021)]])
+    full = tm.sentinel2_l2a.mean(dim=(3, 4)).permute(0, 3, 1, 2)[0].numpy()
+    np.testing.assert_allclose(grid.data, full[:, 1:3, :], atol=1e-5, rtol=1e-5)
+    # where those cells lie: 1 px of centre crop, 4 px a cell, token row 1 starts at row 5
+    assert grid.meta["grid_geometry"] == {"origin_px": [5.0, 1.0], "cell_px": [4.0, 4.0]}
+    outside = torch.ones(1, 4, 4, dtype=torch.bool)
+    outside[:, 1:3, :] = False
+    m = tm.sentinel2_l2a_mask.clone()
+    m[outside] = MaskValue.MISSING.value
+    roi_tm = tm._replace(sentinel2_l2a_mask=m)
+    for pooling, kind in (("mean", PoolingType.MEAN), ("max", PoolingType.MAX)):
+        got = embed_inputs(emb, [x], sensor=S2, output=OutputSpec.pooled(pooling), input_prep=None,
+                           contexts=[ctx])[0]
+        np.testing.assert_allclose(got.data, roi_tm.pool_unmasked_tokens(kind)[0].numpy(), atol=1e-5, rtol=1e-5)
+        assert got.meta["roi_pooling"] == "8 of 16 grid cells on the ROI"
+
+
+def test_masked_pixels_are_filled_by_the_package_normaliser(checkpoint):
+    """Masked pixels (the provider's valid mask) reach the package's Normalizer as NaN: v1
+    copies the nearest band, v1.1+ set 0 after normalising; meta says which and how many."""
+    version, folder = checkpoint
+    emb = olmoearth.OlmoEarthEmbedder(variant="test", device="cpu")
+    x = dn_patches(1, 12, 16, 16, seed=8)[0]
+    valid = np.ones((16, 16), bool)
+    valid[:4, :6] = False
+    holed = x.copy()
+    holed[0, ~valid] = 0.0         # what the provider left there (fill_value) ...
+    holed[1:, ~valid] = 1234.0     # ... or anything else: the mask decides
+    got = emb.embed(holed, sensor=S2, output=OutputSpec.pooled(), context={"valid": valid, "dates": ["2021-07-15"]})
+    want = x.copy()
+    want[:, ~valid] = np.nan
+    tm = _package_tokens(folder, version, want.transpose(1, 2, 0)[None, :, :, None, :], [[(15, 6, 2021)]])
+    np.testing.assert_allclose(got.data, tm.pool_unmasked_tokens(PoolingType.MEAN)[0].numpy(), atol=1e-5, rtol=1e-5)
+    fill = got.meta["nodata_fill"]
+    assert fill["pixels"] == 24 and fill["values"] is None and "Missing Bands" in fill["source"]
+    assert ("nearest in wavelength" in fill["source"]) == (version == "v1")

@@ -73,3 +73,15 @@ def test_missing_checkpoint_message(weights_dir):
     with pytest.raises(ModelError) as err:
         satmaepp.SatMAEPPEmbedder(device="cpu")
     assert "MVRL/satmaepp_ViT-L_pretrain_fmow_rgb" in str(err.value) and "model.safetensors" in str(err.value)
+
+
+def test_grid_georeferencing_carries_the_centre_crop():
+    """SatMAE++'s eval transform (resize 256, centre crop 224, as SatMAE's): its grid covers
+    the middle 224/256 of the patch, and a rectangle's cells are those of that crop."""
+    from rs_embed.models.pretrained import roi_cells
+    emb = satmaepp.SatMAEPPEmbedder.__new__(satmaepp.SatMAEPPEmbedder)
+    emb.checkpoint = satmaepp.CATALOG.get("vitl16_rgb")
+    y0, x0, y1, x1 = emb.grid_footprint((256, 256))
+    assert (y0, x0, y1, x1) == (16.0, 16.0, 240.0, 240.0)
+    rows, cols, mask = roi_cells((0, 64, 256, 128), (y0, x0, y1, x1), (14, 14))
+    assert (rows.start, rows.stop) == (0, 14) and (cols.start, cols.stop) == (3, 11)

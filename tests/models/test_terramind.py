@@ -117,3 +117,28 @@ def test_missing_checkpoint_message(weights_dir):
 def test_describe_lists_the_modalities():
     d = terramind.TerraMindEmbedder.describe()
     assert d["modalities"] == ["s2_l2a", "s2", "s1"] and d["inputs"]["bands"][0] == "B1"
+
+
+def test_rectangle_crop_and_nodata_fill(ref, weights_dir, tiny_variant):
+    """The square in, the ROI's tokens out; masked pixels get the modality's pretraining
+    mean (0 after standardising), as meta["nodata_fill"] records."""
+    from rs_embed.inference import embed_inputs
+    model, emb = _embedder(ref, weights_dir, tiny_variant)
+    m = terramind.MODALITIES["s2_l2a"]
+    sensor = SensorSpec("COPERNICUS/S2_SR_HARMONIZED", m["bands"])
+    x = dn_patches(1, 12, 32, 32, seed=3)[0]
+    valid = np.ones((32, 32), bool)
+    valid[-5:] = False
+    holed = x.copy()
+    holed[:, ~valid] = 0.0
+    filled = x.copy()
+    filled[:, ~valid] = np.asarray(m["mean"], np.float32)[:, None]
+    with torch.no_grad():
+        want = model({"S2L2A": _standardised([filled], m)})[-1][0].reshape(2, 2, 32)
+    ctx = {"roi": (16, 0, 16, 32), "valid": valid}                                  # the lower token row
+    grid = embed_inputs(emb, [holed], sensor=sensor, output=OutputSpec.grid(), input_prep=None, contexts=[ctx])[0]
+    np.testing.assert_allclose(grid.data, want.permute(2, 0, 1).numpy()[:, 1:2, :], atol=1e-5)
+    pooled = embed_inputs(emb, [holed], sensor=sensor, output=OutputSpec.pooled("max"), input_prep=None,
+                          contexts=[ctx])[0]
+    np.testing.assert_allclose(pooled.data, want[1].max(0).values.numpy(), atol=1e-5)
+    assert pooled.meta["nodata_fill"]["pixels"] == 160 and pooled.meta["nodata_fill"]["values"] == list(m["mean"])
