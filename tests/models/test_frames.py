@@ -62,3 +62,28 @@ def test_whole_months_are_cut_on_month_boundaries():
                                                 ("2022-05-01", "2022-07-01")]
     odd = frame_windows(TemporalSpec.range("2022-01-01", "2022-02-01"), 2)
     assert [(w.start, w.end) for w in odd] == [("2022-01-01", "2022-01-17"), ("2022-01-17", "2022-02-01")]
+
+
+def test_temporal_none_for_time_series_models_follows_the_spec(tmp_path):
+    """Archive backends: the documented default window (one calendar year), said once,
+    binned into the model's frames. The local catalog is not filtered by time: a series
+    cannot be binned without a window, so one composite of every scene stands for it,
+    with a warning and frames requested vs fetched in meta."""
+    from rs_embed.inference import run_window
+    from rs_embed.models import galileo, olmoearth
+    from rs_embed.models.base import DEFAULT_WINDOW
+
+    for cls in (olmoearth.OlmoEarthEmbedder, galileo.GalileoEmbedder):
+        d = cls.describe()["defaults"]["temporal"]
+        assert d["gee"] == DEFAULT_WINDOW.to_dict() == d["stac"] and d["local"] is None
+    emb = olmoearth.OlmoEarthEmbedder.__new__(olmoearth.OlmoEarthEmbedder)
+    emb.config = olmoearth.OlmoEarthEmbedder.validate_config({})
+    with pytest.warns(UserWarning, match="temporal=None: model 'olmoearth' on backend 'earth-search'"):
+        window = run_window([emb], None, "earth-search")
+    assert window == DEFAULT_WINDOW and len(frame_windows(window, emb.config["frames"])) == 12
+    write_scenes(tmp_path, ["2020-06-05", "2020-07-10"], ["B4", "B8"])
+    with pytest.warns(UserWarning, match="3-frame time series needs a temporal window"):
+        patch = fetch_input(LocalProvider(tmp_path), centre_roi(), None, SensorSpec("X", ("B4", "B8"), frames=3))
+    assert patch.data.shape[0] == 1 and patch.valid.shape == (1, 32, 32)
+    assert patch.meta["frames_requested"] == 3 and patch.meta["frames"] == 1
+    assert len(patch.meta["scenes"]) == 2  # every scene of the catalog
