@@ -14,58 +14,63 @@ from typing import Any, Dict
 from ..errors import ModelError
 from .base import Embedder
 
-#: id -> (what the model is, why it cannot run here, where its official code lives)
-#: A copy of the official code that is on PyPI only inside another project's wheel.
-_VENDORED = ("the only copy on PyPI is the trimmed one vendored inside the public rs-embed 0.3.1 "
-             "wheel (Python >= 3.12 only; its import name rs_embed is this package's own)")
-_NOT_DONE = "an integration with parity tests against it is not done in this release"
+#: id -> what the model is, where its official code lives, and why it cannot be
+#: installed here from PyPI (what this project's installs are limited to). Copies of
+#: official code embedded in other projects' packages are not a reference and are not used.
+_NOT_DONE = ("without an installable reference there is nothing to test a port against, so no "
+             "unverified port is shipped")
 
 REASONS: Dict[str, Dict[str, str]] = {
     "anysat": {
         "model": "AnySat (resolution-, scale- and modality-agnostic JEPA)",
-        "reason": (f"the official code is published on GitHub / torch hub (gastruc/AnySat), not on PyPI; "
-                   f"{_VENDORED}; {_NOT_DONE}"),
+        "code": "github.com/gastruc/AnySat, loaded by torch.hub from its hubconf.py",
+        "pypi": ("not published on PyPI; torch.hub fetches the code from GitHub at run time, which an "
+                 "offline, registry-only install cannot do"),
         "reference": "https://github.com/gastruc/AnySat",
     },
     "terrafm": {
-        "model": "TerraFM (unified multisensor foundation model)",
-        "reason": (f"the official code is published on GitHub and the Hugging Face model repo "
-                   f"(MBZUAI/TerraFM terrafm.py), not on PyPI; {_VENDORED}; {_NOT_DONE}"),
+        "model": "TerraFM (unified Sentinel-1/2 foundation model, MBZUAI)",
+        "code": "github.com/mbzuai-oryx/TerraFM (weights on Hugging Face)",
+        "pypi": "not published on PyPI",
         "reference": "https://github.com/mbzuai-oryx/TerraFM",
     },
     "thor": {
         "model": "THOR (flexible-GSD multi-sensor foundation model)",
-        "reason": (f"the official code (FM4CS/THOR, thor_terratorch_ext) is on GitHub only; the 'thor-*' "
-                   f"packages on PyPI are unrelated; {_VENDORED}; {_NOT_DONE}"),
+        "code": "github.com/FM4CS/THOR and its terratorch extension thor_terratorch_ext",
+        "pypi": ("neither is published on PyPI; the 'thor' packages there are unrelated (an event-driven "
+                 "IO library, another deep-learning framework of that name)"),
         "reference": "https://github.com/FM4CS/THOR",
     },
     "agrifm": {
         "model": "AgriFM (multi-source temporal crop-mapping model)",
-        "reason": (f"the official code (a Video Swin backbone registered in mmsegmentation / mmengine) is on "
-                   f"GitHub only; {_VENDORED}, and it still imports mmseg; {_NOT_DONE}"),
+        "code": "github.com/flyakon/AgriFM (a Video Swin backbone registered in mmsegmentation / mmengine)",
+        "pypi": "not published on PyPI",
         "reference": "https://github.com/flyakon/AgriFM",
     },
     "fomo": {
         "model": "FoMo-Net (forest monitoring multi-sensor model)",
-        "reason": (f"the official code (FoMo-Bench model_zoo/multimodal_mae.py) is on GitHub only; 'fomo' on "
-                   f"PyPI is an unrelated SDK; {_VENDORED}; {_NOT_DONE}"),
+        "code": "github.com/RolnickLab/FoMo-Bench (model_zoo/multimodal_mae.py)",
+        "pypi": "not published on PyPI; 'fomo' there is an unrelated API SDK",
         "reference": "https://github.com/RolnickLab/FoMo-Bench",
     },
     "wildsat": {
         "model": "WildSAT (wildlife-informed satellite representations)",
-        "reason": ("its backbones are torchvision's ViT-B/16, ResNet-50 and Swin-T, but the checkpoint layout "
-                   "(satellite_state_dict, Google Drive files) and the training preprocessing are defined only "
-                   f"in the official GitHub code; {_VENDORED}; {_NOT_DONE}"),
+        "code": ("github.com/cvl-umass/wildsat (torchvision ViT-B/16, ResNet-50 and Swin-T backbones; the "
+                 "checkpoint layout and the training preprocessing are defined only there)"),
+        "pypi": "not published on PyPI",
         "reference": "https://github.com/cvl-umass/wildsat",
     },
     "satvision": {
-        "model": "SatVision-TOA (NASA, top-of-atmosphere MODIS SwinV2)",
-        "reason": ("it reads MODIS top-of-atmosphere bands, which no provider here serves yet; its SwinV2 is in "
-                   "NASA's pytorch-caney (PyPI 0.1.0 predates SatVision-TOA; 'satvision' 0.0.3 on PyPI is an "
-                   f"unrelated framework); {_NOT_DONE}"),
+        "model": "SatVision-TOA (NASA, SwinV2 on MODIS top-of-atmosphere bands)",
+        "code": "github.com/nasa-nccs-hpda/pytorch-caney",
+        "pypi": ("PyPI's pytorch-caney 0.1.0 (2023) predates SatVision-TOA and ships neither its model "
+                 "configuration nor its preprocessing; 'SatVision' 0.0.3 on PyPI is another project (a "
+                 "generic inference framework); and no provider here serves MODIS top-of-atmosphere bands yet"),
         "reference": "https://github.com/nasa-nccs-hpda/pytorch-caney",
     },
 }
+for _info in REASONS.values():
+    _info["reason"] = f"official code at {_info['code']}; {_info['pypi']}; {_NOT_DONE}"
 
 
 class UnavailableEmbedder(Embedder):

@@ -31,6 +31,18 @@ def test_unavailable_ids_explain_themselves_before_any_fetch(name):
     assert REASONS[name]["reference"] in str(err.value)
 
 
+def test_each_reason_names_the_official_code_and_why_pypi_cannot_serve_it():
+    """The error, describe() and the docs page give one reason: where the official code
+    lives and why it cannot be installed from PyPI; never another project's copy."""
+    from pathlib import Path
+    page = (Path(__file__).parents[2] / "docs" / "pages" / "models" / "unavailable.md").read_text()
+    for name, info in REASONS.items():
+        assert info["reason"].startswith(f"official code at {info['code']}") and "PyPI" in info["reason"]
+        assert "rs-embed" not in info["reason"] and "vendored" not in info["reason"]
+        row = next(line for line in page.splitlines() if line.startswith(f"| `{name}` |"))
+        assert info["reason"] in row and info["reference"].replace("https://", "") in row
+
+
 def test_status_and_cli_show_readiness_of_products():
     st = {s["model"]: s for s in model_status()}
     for name in ("tessera", "copernicus", "majortom", "earthindex"):
