@@ -11,7 +11,8 @@ from typing import Any, List, Optional, Sequence
 
 from . import models as _models
 from .errors import ModelError, SpecError, keep_warning_settings, warn
-from .inference import check_backend, embed_inputs, patch_context, resolve_sensor, to_embedding
+from .inference import (check_backend, embed_inputs, patch_context, resolve_sensor, resolve_window,
+                        to_embedding)
 from . import input_checks
 from .input_checks import check_input_patch
 from .providers import open_backend
@@ -67,13 +68,15 @@ class Model:
         output = check_output(output)
         prep = InputPrepSpec.coerce(input_prep)
         emb = self.embedder
-        temporal = emb.resolve_temporal(temporal)
+        if temporal is not None:
+            emb.resolve_temporal(temporal)  # a window the model refuses fails before any work
         sensor_used = resolve_sensor(emb, sensor=sensor, fetch=fetch, modality=modality)
         if sensor_used is None:
             raise ModelError(f"model {self.name!r} declares no input sensor; pass sensor=SensorSpec(...)")
         provider, backend_name = open_backend(self.backend, spatials=rois, temporal=temporal,
                                               sensors=[sensor_used])
         check_backend(emb, backend_name)
+        temporal = resolve_window(emb, temporal, backend_name)
 
         def fetch_one(roi):
             patch = provider.fetch(roi, temporal, sensor_used)
@@ -91,8 +94,8 @@ class Model:
         _warn_mostly_empty(patches, rois)
         results = embed_inputs(emb, [p.data for p in patches], sensor=sensor_used, output=output,
                                input_prep=prep, batch=True,
-                               contexts=([patch_context(p, temporal) for p in patches]
-                                         if emb.accepts_context else None))
+                               contexts=[patch_context(p, temporal, where=emb.accepts_context)
+                                         for p in patches])
         return [to_embedding(model=self.name, embedder=emb, result=r, backend=backend_name,
                              sensor=sensor_used, temporal=temporal, output=output,
                              input_prep=prep, patch=p)

@@ -4,6 +4,11 @@ All providers (local rasters, Earth Engine, ...) sample the same grid for the sa
 ROI and scale: the ROI's local UTM zone, north-up, origin snapped to the ``scale_m``
 lattice. So a 1000 m ``PointBuffer`` at 10 m is always 200 x 200 pixels covering
 2 km x 2 km on the ground, whatever the latitude or the backend.
+
+A ``BBox`` that is not square is fetched as its enclosing square of real imagery
+(centred on the box, on the same lattice), so models that need a square input see
+real pixels instead of a stretched rectangle; :attr:`Grid.roi` says which rows and
+columns are the box itself, and outputs are cropped back to it.
 """
 
 from __future__ import annotations
@@ -48,12 +53,31 @@ def transformer(src: str, dst: str):
 
 @dataclass(frozen=True)
 class Grid:
-    """A north-up pixel grid: ``transform`` is the affine (a, b, c, d, e, f) of rasterio."""
+    """A north-up pixel grid: ``transform`` is the affine (a, b, c, d, e, f) of rasterio.
+
+    ``roi`` is ``(row, col, height, width)`` of the ROI's own pixels when the grid is
+    larger than the ROI (the enclosing square of a rectangular ``BBox``); None means the
+    whole grid is the ROI.
+    """
 
     crs: str
     transform: Tuple[float, float, float, float, float, float]
     width: int
     height: int
+    roi: Optional[Tuple[int, int, int, int]] = None
+
+    @property
+    def roi_window(self) -> Tuple[int, int, int, int]:
+        """``(row, col, height, width)`` of the ROI in this grid (the whole grid if None)."""
+        return self.roi if self.roi is not None else (0, 0, self.height, self.width)
+
+    def roi_grid(self) -> "Grid":
+        """The grid of the ROI's own pixels (this grid when it is the ROI)."""
+        if self.roi is None:
+            return self
+        r, c, h, w = self.roi
+        a, b, x0, d, e, y0 = self.transform
+        return Grid(self.crs, (a, b, x0 + a * c, d, e, y0 + e * r), w, h)
 
     @property
     def scale_m(self) -> float:
@@ -76,8 +100,11 @@ class Grid:
         return Affine(*self.transform)
 
     def to_dict(self) -> dict:
-        return {"crs": self.crs, "transform": list(self.transform),
-                "width": self.width, "height": self.height}
+        d = {"crs": self.crs, "transform": list(self.transform),
+             "width": self.width, "height": self.height}
+        if self.roi is not None:
+            d["roi"] = dict(zip(("row", "col", "height", "width"), self.roi))
+        return d
 
     def lonlat_ring(self, densify: int = 1) -> List[Tuple[float, float]]:
         """Closed ring of (lon, lat) vertices outlining the grid, ``densify`` points per edge.
@@ -147,7 +174,12 @@ def roi_grid(spatial: SpatialSpec, scale_m: float) -> Grid:
         y1 = math.ceil(ymax / s) * s
         w = max(1, int(round((x1 - x0) / s)))
         h = max(1, int(round((y1 - y0) / s)))
-        return Grid(crs, (s, 0.0, x0, 0.0, -s, y1), w, h)
+        if w == h:
+            return Grid(crs, (s, 0.0, x0, 0.0, -s, y1), w, h)
+        # the enclosing square, centred on the box, on the same lattice
+        n = max(w, h)
+        col, row = (n - w) // 2, (n - h) // 2
+        return Grid(crs, (s, 0.0, x0 - col * s, 0.0, -s, y1 + row * s), n, n, roi=(row, col, h, w))
     raise SpecError(f"spatial must be a PointBuffer or BBox, got {type(spatial).__name__}")
 
 
@@ -163,4 +195,19 @@ def roi_footprint(spatial: SpatialSpec, scale_m: float = 10.0,
     return grid.lonlat_ring(densify)
 
 
-__all__ = ["Grid", "roi_grid", "grid_shape", "roi_footprint", "utm_epsg", "transformer"]
+def cell_grid(grid: Grid, origin_px: Tuple[float, float], cell_px: Tuple[float, float],
+              shape: Tuple[int, int]) -> dict:
+    """Georeferencing of an output grid whose cells lie on ``grid``'s pixels.
+
+    ``origin_px`` (row, col) is where cell (0, 0) starts and ``cell_px`` (rows, cols) the
+    size of a cell, both in ``grid`` pixels (fractions allowed); returns ``{crs,
+    transform, width, height}`` of the cells, so a grid output overlays the imagery.
+    """
+    a, b, x0, d, e, y0 = grid.transform
+    (oy, ox), (cy, cx) = origin_px, cell_px
+    return {"crs": grid.crs,
+            "transform": [a * cx, b * cy, x0 + a * ox + b * oy, d * cx, e * cy, y0 + d * ox + e * oy],
+            "width": int(shape[1]), "height": int(shape[0])}
+
+
+__all__ = ["Grid", "roi_grid", "grid_shape", "roi_footprint", "cell_grid", "utm_epsg", "transformer"]

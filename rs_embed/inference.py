@@ -13,7 +13,7 @@ from typing import Any, List, Optional, Sequence
 import numpy as np
 
 from . import input_prep as prep
-from .errors import ModelError
+from .errors import ModelError, SpecError, warn
 from .sensors import canonical_modality
 from .models.base import EmbedResult, Embedder
 from .providers.base import Patch
@@ -29,6 +29,45 @@ def normalize_modality(modality: Optional[str]) -> Optional[str]:
     if not isinstance(modality, str):
         raise ModelError(f"modality must be a string such as 's2' or 's1', got {modality!r}")
     return canonical_modality(modality)
+
+
+_warned_windows: set = set()
+
+
+def resolve_window(embedder: Embedder, temporal: Optional[TemporalSpec],
+                   backend: str) -> Optional[TemporalSpec]:
+    """The window a model reads on ``backend``: ``temporal`` as the model takes it, or, for
+    ``temporal=None``, the model's documented default for that backend (``describe()
+    ["defaults"]["temporal"]``), said once per model and backend."""
+    if temporal is None:
+        window = embedder.default_window(backend)
+        if window is None:
+            return embedder.resolve_temporal(None)  # the local catalog, unfiltered
+        key = (embedder.name, backend)
+        if key not in _warned_windows:
+            _warned_windows.add(key)
+            warn(f"temporal=None: model {embedder.name!r} on backend {backend!r} reads its default "
+                 f"window {window!r} ([{window.start}, {window.end})); pass temporal= to choose one")
+        temporal = window
+    return embedder.resolve_temporal(temporal)
+
+
+def run_window(embedders: Sequence[Embedder], temporal: Optional[TemporalSpec],
+               backend: str) -> Optional[TemporalSpec]:
+    """One window for an export of several models: ``temporal``, or their shared default."""
+    if temporal is not None or not embedders:
+        return temporal
+    windows = {}
+    for e in embedders:
+        windows.setdefault(repr(e.default_window(backend)), []).append(e.name)
+    if len(windows) > 1:
+        raise SpecError(
+            f"temporal=None, but these models default to different windows on backend "
+            f"{backend!r}: {windows}; pass temporal= explicitly")
+    result = None
+    for e in embedders:
+        result = resolve_window(e, None, backend)
+    return result
 
 
 def check_backend(embedder: Embedder, backend: str) -> None:
@@ -76,16 +115,25 @@ def resolve_sensor(embedder: Embedder, *, sensor: Optional[SensorSpec] = None,
     return fetch.apply(base) if fetch is not None else base
 
 
-def patch_context(patch: Optional[Patch], temporal: Optional[TemporalSpec]) -> dict:
-    """What some models condition on besides pixels: where and when.
+def patch_context(patch: Optional[Patch], temporal: Optional[TemporalSpec], *, where: bool = True) -> dict:
+    """What a model needs besides pixels: the nodata mask, the ROI, and where and when.
 
-    ``center`` is the patch grid's centre (lon, lat); ``dates`` holds one ISO date per
-    frame: the middle of the window for a composite, the honest single date it stands for.
+    ``valid`` is the provider's nodata mask (True = imagery); ``roi`` the ROI's
+    ``(row, col, height, width)`` inside the patch when the patch is larger (the
+    enclosing square of a rectangle). With ``where``: ``center`` is the patch grid's
+    centre (lon, lat; it costs a reprojection, so only models that use it ask) and
+    ``dates`` holds one ISO date per frame: the middle of the window for a composite,
+    the honest single date it stands for.
     """
     ctx: dict = {}
     if patch is not None:
-        minlon, minlat, maxlon, maxlat = patch.grid.lonlat_bounds()
-        ctx["center"] = ((minlon + maxlon) / 2.0, (minlat + maxlat) / 2.0)
+        if patch.valid is not None:
+            ctx["valid"] = patch.valid
+        if patch.grid.roi is not None:
+            ctx["roi"] = patch.grid.roi
+        if where:
+            minlon, minlat, maxlon, maxlat = patch.grid.lonlat_bounds()
+            ctx["center"] = ((minlon + maxlon) / 2.0, (minlat + maxlat) / 2.0)
     if temporal is not None:
         start, end = temporal.start_date, temporal.end_date
         ctx["dates"] = [(start + (end - start) / 2).isoformat()]
@@ -112,22 +160,80 @@ def _embed_whole(embedder: Embedder, inputs: Sequence[np.ndarray], sensor: Senso
     return [embedder.embed(x, sensor=sensor, output=output) for x in inputs]
 
 
+def _geometry(result: EmbedResult, input_hw) -> Optional[dict]:
+    """Where a grid result's cells lie on its input (origin and cell size in pixels)."""
+    g = result.meta.get("grid_geometry")
+    if g is not None or np.ndim(result.data) != 3:
+        return g
+    cell = result.meta.get("grid_cell_px")
+    if cell:
+        return {"origin_px": [0.0, 0.0], "cell_px": [float(cell), float(cell)]}
+    gh, gw = np.shape(result.data)[1:]
+    return {"origin_px": [0.0, 0.0], "cell_px": [input_hw[0] / gh, input_hw[1] / gw]}
+
+
 def _embed_tiled(embedder: Embedder, x: np.ndarray, sensor: SensorSpec, output: OutputSpec,
                  tile: int, max_tiles: int, batch: bool, context: Optional[dict]) -> EmbedResult:
     _, h, w = x.shape
     origins = prep.plan_tiles(h, w, tile, max_tiles)
     tiles = [prep.cut_tile(x, y0, x0, tile, fill_value=sensor.fill_value) for (y0, x0) in origins]
-    res = _embed_whole(embedder, tiles, sensor, output, batch,
-                       None if context is None else [context] * len(tiles))
-    if output.mode == "grid":
-        data = prep.stitch_grids([r.data for r in res], origins, tile, h, w)
+    ctxs = None
+    if context is not None:
+        ctxs = []
+        for (y0, x0) in origins:
+            c = {k: v for k, v in context.items() if k not in ("roi", "valid")}
+            if context.get("valid") is not None:
+                c["valid"] = prep.cut_tile(context["valid"][None], y0, x0, tile, fill_value=False)[0]
+            ctxs.append(c)
+    grid_out = output if output.mode == "grid" else OutputSpec.grid()
+    res = _embed_whole(embedder, tiles, sensor, grid_out if context and context.get("roi") else output,
+                       batch, ctxs)
+    roi = (context or {}).get("roi")
+    geo = _geometry(res[0], (tile, tile)) if np.ndim(res[0].data) == 3 else None
+    if output.mode == "grid" or roi is not None:
+        footprint = None
+        if geo is not None:
+            gh, gw = np.shape(res[0].data)[1:]
+            footprint = (geo["origin_px"][0], geo["cell_px"][0], geo["origin_px"][1], geo["cell_px"][1])
+        data = prep.stitch_grids([r.data for r in res], origins, tile, h, w, footprint=footprint)
+        oy = geo["origin_px"][0] if geo else 0.0
+        ox = geo["origin_px"][1] if geo else 0.0
+        cy = geo["cell_px"][0] if geo else tile / np.shape(res[0].data)[1]
+        cx = geo["cell_px"][1] if geo else tile / np.shape(res[0].data)[2]
+        meta = dict(res[0].meta)
+        meta["grid_geometry"] = {"origin_px": [oy, ox], "cell_px": [cy, cx]}
+        result = EmbedResult(np.asarray(data, dtype=np.float32), meta)
+        if roi is not None:
+            result = _crop_to_roi(result, roi, output)
     else:
         data = prep.pool_tiles([r.data for r in res], prep.owned_areas(origins, tile, h, w),
                                pooling=output.pooling)
-    meta = dict(res[0].meta)
-    meta.update(grid_hw=list(data.shape[1:]) if data.ndim == 3 else None,
-                tiles=len(origins), tile_size=tile)
-    return EmbedResult(np.asarray(data, dtype=np.float32), meta)
+        result = EmbedResult(np.asarray(data, dtype=np.float32), dict(res[0].meta))
+    result.meta.update(grid_hw=list(result.data.shape[1:]) if result.data.ndim == 3 else None,
+                       tiles=len(origins), tile_size=tile)
+    return result
+
+
+def _crop_to_roi(result: EmbedResult, roi, output: OutputSpec) -> EmbedResult:
+    """A grid result cropped to the cells on the ROI; pooled over them for pooled output."""
+    from .models.pretrained import roi_cells
+
+    data = np.asarray(result.data)
+    geo = result.meta["grid_geometry"]
+    gh, gw = data.shape[1:]
+    (oy, ox), (cy, cx) = geo["origin_px"], geo["cell_px"]
+    rows, cols, _ = roi_cells(roi, (oy, ox, oy + gh * cy, ox + gw * cx), (gh, gw))
+    part = data[:, rows, cols]
+    meta = dict(result.meta)
+    meta["grid_geometry"] = {"origin_px": [oy + rows.start * cy, ox + cols.start * cx], "cell_px": [cy, cx]}
+    if output.mode == "grid":
+        return EmbedResult(np.ascontiguousarray(part), meta)
+    flat = part.reshape(part.shape[0], -1)
+    with np.errstate(all="ignore"):
+        vec = np.nanmax(flat, axis=1) if output.pooling == "max" else np.nanmean(flat, axis=1)
+    meta["roi_pooling"] = f"{part.shape[1] * part.shape[2]} of {gh * gw} stitched grid cells on the ROI"
+    meta["pooling"] = f"grid_{output.pooling}_over_roi"
+    return EmbedResult(vec.astype(np.float32), meta)
 
 
 def embed_inputs(embedder: Embedder, inputs: Sequence[np.ndarray], *, sensor: SensorSpec,
@@ -137,31 +243,54 @@ def embed_inputs(embedder: Embedder, inputs: Sequence[np.ndarray], *, sensor: Se
 
     ``batch`` allows the embedder's batch path; it falls back to one at a time if the
     batch fails. Tiling applies per input, so one large ROI may become several tiles.
-    ``contexts`` (one :func:`patch_context` per input) reach models that use them.
+    ``contexts`` (one :func:`patch_context` per input) carry the nodata mask, the ROI
+    inside a larger patch and, for models that use them, where and when.
+
+    A ROI smaller than its patch (a rectangle inside its enclosing square): models that
+    take any size see just the ROI's pixels; fixed-size models see the whole square
+    (real pixels, nothing stretched) and their grid is cropped back to the ROI, their
+    pooled vector pooled over the ROI's part. Every grid result's meta says where its
+    cells lie on the input (``grid_geometry``, input pixels).
     """
     spec = InputPrepSpec.coerce(input_prep) or InputPrepSpec.resize()
     arrays = [embedder.check_input(x, sensor) for x in inputs]
+    ctxs: List[dict] = [dict(c or {}) for c in contexts] if contexts is not None else [{} for _ in arrays]
+    offsets = [(0, 0)] * len(arrays)
+    for i, (x, c) in enumerate(zip(arrays, ctxs)):
+        roi = c.get("roi")
+        if roi is not None and embedder.image_size is None:
+            r, col, h, w = roi
+            arrays[i] = np.ascontiguousarray(x[..., r:r + h, col:col + w])
+            if c.get("valid") is not None:
+                c["valid"] = np.asarray(c["valid"])[r:r + h, col:col + w]
+            c.pop("roi")
+            offsets[i] = (r, col)
     out: List[Optional[EmbedResult]] = [None] * len(arrays)
     whole_idx = []
     for i, x in enumerate(arrays):
-        mode = prep.choose_mode(spec, x.shape[1], x.shape[2], embedder.image_size, output)
+        mode = prep.choose_mode(spec, x.shape[-2], x.shape[-1], embedder.image_size, output)
         if mode == "tile":
             tile = spec.tile_size or embedder.image_size
             out[i] = _embed_tiled(embedder, x, sensor, output, tile, spec.max_tiles, batch,
-                                  contexts[i] if contexts is not None else None)
+                                  ctxs[i] if (embedder.accepts_context or ctxs[i].get("roi")) else None)
         else:
             whole_idx.append(i)
     if whole_idx:
         res = _embed_whole(embedder, [arrays[i] for i in whole_idx], sensor, output, batch,
-                           None if contexts is None else [contexts[i] for i in whole_idx])
+                           [ctxs[i] for i in whole_idx] if embedder.accepts_context else None)
         for i, r in zip(whole_idx, res):
             out[i] = r
-    for r in out:
+    for i, r in enumerate(out):
         r.data = np.asarray(r.data, dtype=np.float32)
         if output.mode == "pooled" and r.data.ndim != 1:
             raise ModelError(f"model {embedder.name!r} returned shape {r.data.shape} for pooled output")
         if output.mode == "grid" and r.data.ndim != 3:
             raise ModelError(f"model {embedder.name!r} returned shape {r.data.shape} for grid output")
+        if output.mode == "grid":
+            geo = _geometry(r, arrays[i].shape[-2:])
+            dy, dx = offsets[i]
+            r.meta["grid_geometry"] = {"origin_px": [geo["origin_px"][0] + dy, geo["origin_px"][1] + dx],
+                                       "cell_px": list(geo["cell_px"])}
     return out  # type: ignore[return-value]
 
 
@@ -191,6 +320,14 @@ def embedding_meta(*, model: str, embedder: Embedder, result: EmbedResult, backe
     }
     if patch is not None:
         meta["input"] = patch.describe()
+        geo = result.meta.get("grid_geometry")
+        if data.ndim == 3 and geo is not None:
+            from .geometry import cell_grid
+
+            meta["grid_georef"] = cell_grid(patch.grid, tuple(geo["origin_px"]), tuple(geo["cell_px"]),
+                                            tuple(data.shape[1:]))
+        if patch.grid.roi is not None:
+            meta["roi_window"] = dict(zip(("row", "col", "height", "width"), patch.grid.roi))
     for k, v in result.meta.items():
         if k not in ("grid_hw",):
             meta.setdefault(k, v)

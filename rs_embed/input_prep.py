@@ -19,7 +19,10 @@ Tiling rules:
 * **Grids.** A tile of ``tile`` pixels whose grid has ``h`` cells has cells of
   ``tile / h`` pixels; the stitched grid has ``round(H * h / tile)`` rows (half up, so a
   partial last cell is kept). Each output cell is taken from the tile that owns the
-  pixel at the cell's centre.
+  pixel at the cell's centre. A model that centre-crops (its grid covers ``cells x
+  cell`` pixels from ``origin`` inside each tile) stitches onto the lattice of those
+  cells: the stitched grid starts ``origin`` pixels into the patch and ends as far
+  before its far edge, so it lines up with the imagery.
 * **Pooled vectors.** The tiles' vectors are averaged with weights equal to the
   number of pixels each tile owns (``max`` pooling takes the element-wise maximum).
 """
@@ -131,19 +134,26 @@ def cut_tile(chw: np.ndarray, y0: int, x0: int, tile: int, fill_value: float = 0
 
 
 def _cell_source(origins: List[int], owned: List[Tuple[int, int]], tile: int,
-                 cells: int, length: int) -> Tuple[np.ndarray, np.ndarray, int]:
-    """For each output cell along one axis: which tile supplies it and which of its cells."""
-    n_out = max(1, math.floor(length * cells / tile + 0.5))       # round half up
-    # cell centres on the tiles' own cell lattice, in pixels, kept inside the patch
-    centres = np.minimum((np.arange(n_out) + 0.5) * (tile / cells), np.nextafter(length, 0))
+                 cells: int, length: int, g0: float = 0.0,
+                 cell: Optional[float] = None) -> Tuple[np.ndarray, np.ndarray, int]:
+    """For each output cell along one axis: which tile supplies it and which of its cells.
+
+    A tile's grid covers ``[g0, g0 + cells * cell)`` of the tile (the whole tile by default).
+    """
+    cell = tile / cells if cell is None else float(cell)
+    span = length - tile + cells * cell                       # first grid start .. last grid end
+    n_out = max(1, math.floor(span / cell + 0.5))             # round half up
+    # cell centres on the tiles' own cell lattice, in pixels, kept inside the covered span
+    centres = np.minimum(g0 + (np.arange(n_out) + 0.5) * cell, np.nextafter(g0 + span, 0))
     ends = np.array([e for _, e in owned], dtype=float)
     which = np.searchsorted(ends, centres, side="right").clip(0, len(origins) - 1)
-    local = np.floor((centres - np.asarray(origins, dtype=float)[which]) * cells / tile)
+    local = np.floor((centres - np.asarray(origins, dtype=float)[which] - g0) / cell)
     return which, local.astype(int).clip(0, cells - 1), n_out
 
 
 def stitch_grids(grids: Sequence[np.ndarray], origins_yx: Sequence[Tuple[int, int]],
-                 tile: int, H: int, W: int) -> np.ndarray:
+                 tile: int, H: int, W: int,
+                 footprint: Optional[Tuple[float, float, float, float]] = None) -> np.ndarray:
     """Put per-tile grids ``(D, h, w)`` back together into one ``(D, Hg, Wg)`` grid.
 
     ``grids[i]`` is the model's grid for the ``tile`` x ``tile`` window at
@@ -152,6 +162,8 @@ def stitch_grids(grids: Sequence[np.ndarray], origins_yx: Sequence[Tuple[int, in
     up); each
     output cell comes from the tile owning the pixel under the cell's centre (midpoint
     cuts in overlaps), so no tile overwrites another and no cell is averaged twice.
+    ``footprint`` ``(origin_y, cell_y, origin_x, cell_x)``: where each tile's grid lies
+    on the tile when it does not cover it all (centre-cropping models).
     """
     tile = _positive_int("tile", tile)
     H, W = _positive_int("H", H), _positive_int("W", W)
@@ -164,8 +176,9 @@ def stitch_grids(grids: Sequence[np.ndarray], origins_yx: Sequence[Tuple[int, in
         raise SpecError(f"all tile grids must have one shape, got {sorted({a.shape for a in arrs})}")
     d, gh, gw = arrs[0].shape
     ys, xs = _axes(origins_yx)
-    wy, ly, hg = _cell_source(ys, ownership(ys, tile, H), tile, gh, H)
-    wx, lx, wg = _cell_source(xs, ownership(xs, tile, W), tile, gw, W)
+    oy, cy, ox, cx = footprint if footprint is not None else (0.0, None, 0.0, None)
+    wy, ly, hg = _cell_source(ys, ownership(ys, tile, H), tile, gh, H, oy, cy)
+    wx, lx, wg = _cell_source(xs, ownership(xs, tile, W), tile, gw, W, ox, cx)
     index = {(int(y), int(x)): i for i, (y, x) in enumerate(origins_yx)}
     out = np.empty((d, hg, wg), dtype=np.result_type(*arrs))
     for ty, y0 in enumerate(ys):

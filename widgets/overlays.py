@@ -248,8 +248,14 @@ def embedding_overlays(source, model: Optional[str] = None, *, opacity: float = 
         rgb = rgbs[i]
         h, w = rgb.shape[:2]
         in_hw = patches[i].shape[-2:] if patches[i] is not None else (h, w)
-        crs, transform = ev.input_grid(res, model, i, in_hw)
-        cell = transform @ Affine.scale(in_hw[1] / w, in_hw[0] / h)
+        meta = (res.models[model].meta or [None] * res.n_items)[i] or {}
+        geo = meta.get("grid_georef") if isinstance(meta, dict) else None
+        if geo and (geo.get("height"), geo.get("width")) == (h, w):
+            # where the model's cells really lie (centre crops and ROI crops included)
+            crs, cell = geo["crs"], Affine(*geo["transform"][:6])
+        else:
+            crs, transform = ev.input_grid(res, model, i, in_hw)
+            cell = transform @ Affine.scale(in_hw[1] / w, in_hw[0] / h)
         warped, bounds = warp_to_web_mercator(np.moveaxis(rgb, -1, 0), crs, cell,
                                               min_size=256, nearest=True)
         out[names[i]] = image_overlay(np.moveaxis(warped, 0, -1), bounds,

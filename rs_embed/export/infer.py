@@ -127,10 +127,10 @@ class Inference:
         return out
 
     def _contexts(self, plan: ModelPlan, patches) -> Optional[List[dict]]:
-        """Where and when, only for models that use it (it costs a reprojection)."""
-        if not plan.embedder.accepts_context:
-            return None
-        return [patch_context(p, self.temporal) for p in patches]
+        """Nodata mask and ROI for every model; where and when only for models that use
+        it (it costs a reprojection)."""
+        where = plan.embedder.accepts_context
+        return [patch_context(p, self.temporal, where=where) for p in patches]
 
     def _one(self, plan: ModelPlan, patch):
         try:

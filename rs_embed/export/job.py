@@ -21,7 +21,7 @@ from ..models.base import resolve_device
 from ..providers import Provider, list_providers, open_backend
 from ..specs import (BBox, InputPrepSpec, OutputSpec, SpatialSpec, TemporalSpec, check_output,
                      check_spatial, check_temporal)
-from ..inference import check_backend
+from ..inference import check_backend, run_window
 from .plan import InputGroup, ModelPlan, group_inputs, plan_models
 from .requests import ExportConfig, ResolvedTarget, check_run_options, resolve_target
 
@@ -212,6 +212,7 @@ def build_job(*, spatials, temporal, models, out, layout, out_dir, out_path, nam
         if why:
             raise SpecError(f"backend {backend_name!r} cannot serve the input of "
                             f"{[m.name for m in g.models]}: {why}")
+    temporal = run_window([p.embedder for p in plans], temporal, backend_name)
     item_names = (resolved.names if resolved.names is not None
                   else [default_item_name(i) for i in range(len(rois))])
     return ExportJob(spatials=rois, spatial_dicts=[s.to_dict() for s in rois], temporal=temporal,

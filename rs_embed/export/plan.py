@@ -119,7 +119,8 @@ def plan_models(models: Any, *, sensor: Optional[SensorSpec],
     plans: List[ModelPlan] = []
     for i, r in enumerate(requests):
         embedder = _models.get_embedder(canon[i], device=device, **(r.model_config or {}))
-        embedder.resolve_temporal(temporal)
+        if temporal is not None:  # temporal=None: the backend's default, once it is known
+            embedder.resolve_temporal(temporal)
         chosen = r.sensor or overrides.get(i) or (None if r.fetch is not None else sensor)
         used = resolve_sensor(embedder, sensor=chosen, fetch=r.fetch, modality=r.modality or modality)
         if used is None:

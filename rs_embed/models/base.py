@@ -17,7 +17,16 @@ from typing import Any, ClassVar, Dict, List, Optional, Sequence
 import numpy as np
 
 from ..errors import ModelError
-from ..specs import OutputSpec, SensorSpec
+from ..specs import OutputSpec, SensorSpec, TemporalSpec
+
+#: The window an on-the-fly model composites when ``temporal=None`` on a backend that
+#: serves a whole public archive (Earth Engine, the STAC APIs): one calendar year, fixed
+#: so that a request means the same thing in every run. The local provider and custom
+#: providers get ``temporal=None`` as it is: their imagery is what the user put there
+#: (the local one reads every scene of its catalog).
+DEFAULT_WINDOW = TemporalSpec.range("2023-01-01", "2024-01-01")
+#: backends that serve whole archives, where ``temporal=None`` means the default window
+ARCHIVE_BACKENDS = ("gee", "stac", "earth-search", "planetary-computer")
 
 
 @dataclass
@@ -91,8 +100,26 @@ class Embedder(ABC):
     def describe(cls) -> dict:
         """A copy of the cached capability dict; never loads weights."""
         if cls.__dict__.get("_describe_cache") is None:
-            cls._describe_cache = cls._describe()
+            cls._describe_cache = cls.with_default_windows(cls._describe())
         return copy.deepcopy(cls._describe_cache)
+
+    @classmethod
+    def default_window(cls, backend: str) -> Optional[TemporalSpec]:
+        """The window read when ``temporal=None`` on ``backend`` (None: no time filter)."""
+        return DEFAULT_WINDOW if backend in ARCHIVE_BACKENDS else None
+
+    @classmethod
+    def with_default_windows(cls, d: dict) -> dict:
+        """``describe()["defaults"]["temporal"]``: the ``temporal=None`` window per backend."""
+        defaults = d.setdefault("defaults", {})
+        gee = cls.default_window("gee")
+        defaults.setdefault("temporal", {
+            "local": None if cls.default_window("local") is None else cls.default_window("local").to_dict(),
+            "gee": None if gee is None else gee.to_dict(),
+            "stac": None if cls.default_window("stac") is None else cls.default_window("stac").to_dict(),
+            "note": ("used with a warning when temporal=None; local catalogs and custom providers "
+                     "are not filtered by time")})
+        return d
 
     @classmethod
     def validate_config(cls, model_config: Dict[str, Any]) -> Dict[str, Any]:

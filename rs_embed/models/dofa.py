@@ -9,21 +9,24 @@ supported bands can be embedded. Checkpoints are the ones torchgeo's
 
 Pipeline, step by step:
 
-1. **Input**: Sentinel-2 L2A DN; default the nine bands of the DOFA README demo
+1. **Input**: Sentinel-2 Level-1C DN; default the nine bands of the DOFA README demo
    (``B4 B3 B2 B5 B6 B7 B8 B11 B12``), any subset of them (in any order) also works.
-2. **To the 0–255 scale** of the published statistics: ``clip(DN / 10000, 0, 1) x 255``.
-   The DOFA README gives Sentinel-2 means/stds on an 8-bit scale without saying how
-   DN were mapped to it; this linear mapping is our assumption and is recorded in
-   every result's meta.
-3. **Standardise** each band with the README's ``S2_MEAN`` / ``S2_STD``
-   (github.com/zhu-xlab/DOFA, README "Data preprocessing").
+2. **SatlasPretrain's 8-bit encoding**, the one DOFA's Sentinel-2 statistics describe
+   (DOFA pretrained on SatlasPretrain; ``github.com/allenai/satlas``, Normalization.md):
+   the true-colour bands as ESA's 8-bit TCI, ``DN x 255 / saturation`` with saturation
+   3558 DN for Level-1C and 2000 DN for Level-2A (ESA "Sentinel-2 MSI definitions",
+   from the sensor vocabulary); the other bands ``DN // 32`` clipped to 255 (Satlas'
+   ``/ 8160`` = 255 x 32, torchgeo ``models.swin`` ``_std``).
+3. **Standardise** each band with the README's ``S2_MEAN`` / ``S2_STD`` (0-255 scale,
+   github.com/zhu-xlab/DOFA README "Data preprocessing").
 4. **Resize** to 224 x 224 (bilinear, antialiased), as the README's ``K.Resize``.
 5. **Wavelengths** (µm, Sentinel-2 central wavelengths as in the README) condition
    the dynamic patch embedding.
-6. **Pooled** (mean): torchgeo's ``forward_features`` — ``fc_norm`` of the mean patch
+6. **Pooled** (mean): torchgeo's ``forward_features``: ``fc_norm`` of the mean patch
    token (the checkpoint carries no ``fc_norm``, so it is a plain LayerNorm); max
    pooling takes the max over patch tokens. **Grid**: the final patch tokens (14 x 14,
    CLS dropped, no norm, as in the forward pass).
+7. **Nodata**: masked pixels take the README mean of each band (0 after step 3).
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from ..errors import ModelError
 from ..specs import SensorSpec
 from . import weights as W
 from .pretrained import Features, PretrainedEmbedder, tokens_to_grid
-from ..sensors import S2_L2A, canonical_band
+from .. import sensors
+from ..sensors import S2_L1C, canonical_band
 
 #: DOFA README demo band order and Sentinel-2 statistics (0–255 scale), with the
 #: central wavelengths (µm) it passes to the model: github.com/zhu-xlab/DOFA README.
@@ -48,8 +52,12 @@ DOFA_S2_STD = (77.84352553, 69.96844919, 67.42465279, 64.57022983, 61.72545487,
 DOFA_S2_WAVELENGTHS_UM = (0.665, 0.56, 0.49, 0.705, 0.74, 0.783, 0.842, 1.61, 2.19)
 _BAND_INFO = {b: (m, s, wv) for b, m, s, wv in
               zip(DOFA_S2_BANDS, DOFA_S2_MEAN, DOFA_S2_STD, DOFA_S2_WAVELENGTHS_UM)}
-_NORM_SOURCE = ("DOFA README (github.com/zhu-xlab/DOFA) S2_MEAN/S2_STD on a 0-255 scale; "
-                "DN mapped as clip(DN/10000, 0, 1) * 255 (rs_embed assumption)")
+#: SatlasPretrain's Sentinel-2 encoding: TCI bands as ESA's 8-bit true colour, others DN // 32
+SATLAS_TCI_BANDS = ("B4", "B3", "B2")
+SATLAS_DN_PER_COUNT = 32
+_NORM_SOURCE = ("DOFA README (github.com/zhu-xlab/DOFA) S2_MEAN/S2_STD on SatlasPretrain's 8-bit "
+                "scale: TCI bands DN*255/ESA TCI saturation, others DN//32 clipped to 255 "
+                "(github.com/allenai/satlas Normalization.md)")
 _PAPER = "Xiong et al., Neural Plasticity-Inspired Multimodal Foundation Model for EO (DOFA), arXiv:2403.15356"
 
 CATALOG = W.catalog("dofa", default="base")
@@ -85,15 +93,16 @@ class DOFAEmbedder(PretrainedEmbedder):
     name = "dofa"
     catalog = CATALOG
     requires = ("torch", "torchvision", "timm", "torchgeo")
-    collection = S2_L2A
+    collection = S2_L1C
     summary = ("DOFA (torchgeo): wavelength-conditioned ViT for any band set; "
                "Sentinel-2 bands with published statistics.")
 
     @classmethod
     def _contract(cls, ckpt: W.Checkpoint) -> Dict[str, Any]:
         return {
-            "preprocessing": ("clip(DN/10000, 0, 1) * 255, per-band standardisation with the DOFA "
-                              "README S2 statistics, bilinear resize to 224"),
+            "preprocessing": ("SatlasPretrain 8-bit encoding (TCI bands DN*255/TCI saturation: 3558 L1C, "
+                              "2000 L2A; other bands DN//32 clipped to 255), per-band standardisation "
+                              "with the DOFA README S2 statistics, bilinear resize to 224"),
             "band_wavelengths_um": dict(zip(DOFA_S2_BANDS, DOFA_S2_WAVELENGTHS_UM)),
             "band_order": "any subset of the listed bands, in any order",
             "outputs": {"pooled": "mean: fc_norm(mean patch token) as torchgeo forward_features; "
@@ -123,6 +132,34 @@ class DOFAEmbedder(PretrainedEmbedder):
         W.check_keys(self.checkpoint, self.weights_path, res.missing_keys, res.unexpected_keys,
                      allow_missing=_ALLOW_MISSING)
 
+    @staticmethod
+    def tci_saturation(sensor: SensorSpec) -> float:
+        """ESA's TCI saturation (DN) for the sensor's product: Level-1C unless it is Level-2A."""
+        prod = sensors.product(sensor.collection)
+        if prod is None or prod.tci_saturation_dn is None:
+            prod = sensors.S2_L1C_PRODUCT
+        return float(prod.tci_saturation_dn)
+
+    @classmethod
+    def encode(cls, dn: np.ndarray, bands, sensor: SensorSpec) -> np.ndarray:
+        """SatlasPretrain's 8-bit counts (float) of a ``(C, H, W)`` DN array in ``bands`` order."""
+        sat = cls.tci_saturation(sensor)
+        out = np.empty(dn.shape, dtype=np.float32)
+        for j, b in enumerate(bands):
+            if b in SATLAS_TCI_BANDS:
+                out[j] = np.rint(dn[j] * (255.0 / sat))
+            else:
+                out[j] = np.floor(dn[j] / SATLAS_DN_PER_COUNT)
+        return np.clip(out, 0.0, 255.0)
+
+    def _nodata_fill(self, sensor: SensorSpec):
+        """The DN whose 8-bit encoding is DOFA's band mean (0 after standardisation)."""
+        sat = self.tci_saturation(sensor)
+        bands = [canonical_band(b) for b in sensor.bands]
+        values = [(_BAND_INFO[b][0] * sat / 255.0 if b in SATLAS_TCI_BANDS
+                   else (_BAND_INFO[b][0] + 0.5) * SATLAS_DN_PER_COUNT) for b in bands]
+        return values, "DOFA README band mean (standardised 0), encoded back to DN"
+
     def _prepare(self, arrays: List[np.ndarray], sensor: SensorSpec, contexts: List[dict]):
         import torch
         from torchvision.transforms.v2 import functional as TF
@@ -132,12 +169,12 @@ class DOFAEmbedder(PretrainedEmbedder):
         size = self.checkpoint.image_size
         xs = []
         for a in arrays:
-            x = torch.from_numpy(a)[None]
-            x = torch.clamp(torch.nan_to_num(x) / 10000.0, 0.0, 1.0) * 255.0
+            x = torch.from_numpy(self.encode(a, bands, sensor))[None]
             x = (x - mean) / std
             xs.append(TF.resize(x, [size, size], antialias=True)[0])
         wv = [_BAND_INFO[b][2] for b in bands]
-        return torch.stack(xs), {"image_size": size, "wavelengths": wv, "bands": bands}
+        return torch.stack(xs), {"image_size": size, "wavelengths": wv, "bands": bands,
+                                 "tci_saturation_dn": self.tci_saturation(sensor)}
 
     def _forward(self, net, x, info) -> Features:
         import torch
@@ -155,11 +192,20 @@ class DOFAEmbedder(PretrainedEmbedder):
         return Features(grid=grid, tokens=patches, pooled=pooled,
                         meta={"pooled_kind": "fc_norm_patch_mean", "cls_removed": True,
                               "grid_kind": "patch_tokens", "bands_used": info["bands"],
-                              "wavelengths_um": info["wavelengths"]})
+                              "wavelengths_um": info["wavelengths"],
+                              "tci_saturation_dn": info["tci_saturation_dn"]})
+
+    def _pool_tokens(self, tokens, pooling: str):
+        """As the forward pass: ``fc_norm`` of the mean token (mean), max over tokens (max)."""
+        if pooling == "max":
+            return tokens.amax(dim=0)
+        return self.network().fc_norm(tokens.mean(dim=0))
 
     def _preprocess_meta(self) -> Dict[str, Any]:
-        return {"input_scaling": "clip(DN/10000, 0, 1) * 255 then DOFA S2 mean/std"}
+        return {"input_scaling": ("SatlasPretrain 8-bit: TCI bands DN*255/TCI saturation, others DN//32 "
+                                  "(clip 0-255), then DOFA S2 mean/std")}
 
 
 __all__ = ["DOFAEmbedder", "CATALOG", "DOFA_S2_BANDS", "DOFA_S2_MEAN", "DOFA_S2_STD",
+           "SATLAS_TCI_BANDS", "SATLAS_DN_PER_COUNT",
            "DOFA_S2_WAVELENGTHS_UM"]

@@ -96,6 +96,11 @@ class GSEEmbedder(Embedder):
                          "public COGs without an account; backend='gee' reads Earth Engine")}
 
     @classmethod
+    def default_window(cls, backend: str) -> Optional[TemporalSpec]:
+        """``temporal=None``: the calendar year 2023 (every backend: the product is annual)."""
+        return TemporalSpec.year(2023)
+
+    @classmethod
     def resolve_temporal(cls, temporal: Optional[TemporalSpec]) -> TemporalSpec:
         """The calendar year to read: a year as given, a range's start year (with a warning)."""
         first, last = cls.coverage

@@ -62,6 +62,64 @@ def rgb_uint8(x: np.ndarray, max_reflectance: float) -> np.ndarray:
     return np.ascontiguousarray(np.rint(v).astype(np.uint8).transpose(1, 2, 0))
 
 
+def nodata_mask(x: np.ndarray, fill_value: float) -> np.ndarray:
+    """``(..., C, H, W)`` -> ``(..., H, W)``: True where a pixel holds imagery.
+
+    The provider's own mask travels in the context (``"valid"``); this is how a bare
+    array says it: a pixel is nodata when any band is not finite or every band equals
+    ``fill_value`` (how providers fill masked pixels).
+    """
+    ok = np.isfinite(x).all(axis=-3)
+    if fill_value is not None and not np.isnan(fill_value):
+        ok &= ~(x == np.float32(fill_value)).all(axis=-3)
+    return ok
+
+
+def fill_nodata(x: np.ndarray, valid: np.ndarray, values: Sequence[float]) -> np.ndarray:
+    """A copy of ``x`` (``(C, H, W)`` or ``(T, C, H, W)``) with pixels outside ``valid``
+    set to ``values`` (one per band); ``x`` itself when nothing is masked."""
+    if valid.all():
+        return x
+    out = np.array(x, dtype=np.float32, copy=True)
+    vals = np.asarray(values, dtype=np.float32)
+    bad = ~valid
+    if out.ndim == 3:
+        out[:, bad] = vals[:, None]
+    else:
+        if bad.ndim == 2:
+            bad = np.broadcast_to(bad, (out.shape[0],) + bad.shape)
+        for t in range(out.shape[0]):
+            out[t][:, bad[t]] = vals[:, None]
+    return out
+
+
+def roi_cells(roi: Optional[Sequence[int]], footprint: Sequence[float], grid_hw: Tuple[int, int]):
+    """Which cells of an output grid lie on the ROI: ``(row slice, col slice, mask (h, w))``.
+
+    ``roi`` is ``(row, col, height, width)`` in input pixels; ``footprint`` ``(y0, x0, y1,
+    x1)`` is the part of the input the grid covers (a centre crop covers less); a cell
+    belongs to the ROI when its centre does. A ROI smaller than a cell keeps the cell
+    holding the ROI's centre.
+    """
+    h, w = grid_hw
+    y0, x0, y1, x1 = footprint
+    ch, cw = (y1 - y0) / h, (x1 - x0) / w
+    if roi is None:
+        return slice(0, h), slice(0, w), np.ones((h, w), dtype=bool)
+    r, c, rh, rw = roi
+    cy = y0 + (np.arange(h) + 0.5) * ch
+    cx = x0 + (np.arange(w) + 0.5) * cw
+    rows = np.nonzero((cy >= r) & (cy < r + rh))[0]
+    cols = np.nonzero((cx >= c) & (cx < c + rw))[0]
+    if not rows.size:
+        rows = np.array([int(np.clip((r + rh / 2 - y0) // ch, 0, h - 1))])
+    if not cols.size:
+        cols = np.array([int(np.clip((c + rw / 2 - x0) // cw, 0, w - 1))])
+    mask = np.zeros((h, w), dtype=bool)
+    mask[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1] = True
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1), mask
+
+
 def tokens_to_grid(tokens, h: int, w: int):
     """``(B, h*w, D)`` row-major patch tokens -> ``(B, D, h, w)``."""
     b, n, d = tokens.shape
@@ -93,7 +151,7 @@ class PretrainedEmbedder(Embedder):
     @classmethod
     def describe(cls) -> dict:
         """A fresh capability dict (not cached: labs may register new variants)."""
-        return copy.deepcopy(cls._describe())
+        return copy.deepcopy(cls.with_default_windows(cls._describe()))
 
     @classmethod
     def _config_schema(cls) -> Dict[str, dict]:
@@ -235,6 +293,25 @@ class PretrainedEmbedder(Embedder):
     def _preprocess_meta(self) -> Dict[str, Any]:
         return {}
 
+    def _nodata_fill(self, sensor: SensorSpec) -> Tuple[List[float], str]:
+        """What masked pixels become, in input units (one value per checkpoint band), and why.
+
+        Default: the checkpoint's normalisation mean (the family's input is then its
+        training mean, 0 after standardisation). Families override this where their
+        encoding or their official code says otherwise.
+        """
+        ck = self.checkpoint
+        return list(ck.mean), f"band mean of the checkpoint's normalisation ({ck.norm_source})"
+
+    def grid_footprint(self, input_hw: Tuple[int, int]) -> Tuple[float, float, float, float]:
+        """``(y0, x0, y1, x1)``: the part of an input of ``input_hw`` pixels the output grid
+        covers. The whole input unless the family centre-crops after resizing."""
+        return (0.0, 0.0, float(input_hw[0]), float(input_hw[1]))
+
+    def _pool_tokens(self, tokens, pooling: str):
+        """Pool ``(N, D)`` patch tokens into ``(D,)`` (families with their own head override)."""
+        return tokens.amax(dim=0) if pooling == "max" else tokens.mean(dim=0)
+
     # ----------------------------------------------------------------- inputs
     def input_bands(self, sensor: SensorSpec) -> List[int]:
         """Positions in ``sensor.bands`` of the checkpoint's bands, in the checkpoint's order."""
@@ -284,6 +361,16 @@ class PretrainedEmbedder(Embedder):
             raise ModelError(f"got {len(inputs)} patches but {len(contexts)} contexts")
         idx = self.input_bands(sensor)
         arrays = [np.ascontiguousarray(self.check_input(x, sensor)[..., idx, :, :]) for x in inputs]
+        fill, fill_source = self._nodata_fill(sensor)
+        for k, (a, ctx) in enumerate(zip(arrays, contexts)):
+            valid = ctx.get("valid")
+            valid = nodata_mask(a, sensor.fill_value) if valid is None else \
+                (np.asarray(valid, dtype=bool) & np.isfinite(a).all(axis=-3))
+            n_bad = int(valid.size - np.count_nonzero(valid))
+            ctx["nodata_fill"] = {"pixels": n_bad, "fraction": n_bad / float(valid.size),
+                                  "values": [float(v) for v in fill], "source": fill_source}
+            if n_bad:
+                arrays[k] = fill_nodata(a, valid, fill)
         net = self.network()
         out: List[EmbedResult] = []
         for s in range(0, len(arrays), MAX_FORWARD_BATCH):
@@ -291,34 +378,31 @@ class PretrainedEmbedder(Embedder):
             x, info = self._prepare(chunk, sensor, ctx)
             with torch.inference_mode():
                 feats = self._forward(net, x.to(self.device), info)
-            out.extend(self._results(feats, chunk, sensor, output, info))
+                out.extend(self._results(feats, chunk, sensor, output, info, ctx))
         return out
 
     def _results(self, feats: Features, chunk, sensor: SensorSpec, output: OutputSpec,
-                 info: Dict[str, Any]) -> List[EmbedResult]:
+                 info: Dict[str, Any], contexts: Sequence[dict] = ()) -> List[EmbedResult]:
+        """Per-item results: the grid cropped to the ROI, pooled over the ROI's tokens.
+
+        A context's ``roi`` ``(row, col, height, width)`` (input pixels) is the part of
+        the input that is the ROI (a rectangle inside its enclosing square); without it
+        the whole input is. Each result's meta says where its grid lies on the input
+        (``grid_geometry``: origin and cell size in input pixels).
+        """
         grid = feats.grid.float()
         cls_removed = feats.meta.get("cls_removed", True)
         h, w = int(grid.shape[-2]), int(grid.shape[-1])
-        if output.mode == "grid":
-            data = grid.cpu().numpy()
-            pooling = feats.meta.get("grid_reduce", "none")
-        elif feats.pooled is not None and (output.pooling == "mean" or feats.meta.get("pooled_any_pooling")):
-            data = feats.pooled.float().cpu().numpy()
-            pooling = feats.meta.get("pooled_kind", "model")
-            cls_removed = not feats.meta.get("pooled_uses_cls", False)
-        else:
-            toks = feats.tokens.float() if feats.tokens is not None else grid.flatten(2).transpose(1, 2)
-            red = toks.amax(dim=1) if output.pooling == "max" else toks.mean(dim=1)
-            data = red.cpu().numpy()
-            pooling = f"patch_{output.pooling}"
+        toks_all = feats.tokens.float() if feats.tokens is not None else grid.flatten(2).transpose(1, 2)
+        per_cell = toks_all.shape[1] // (h * w)  # frames or channel groups per grid cell
+        own_pooled = feats.pooled is not None and (output.pooling == "mean" or feats.meta.get("pooled_any_pooling"))
         ck = self.checkpoint
         base = {
             "model": self.name, "type": "on_the_fly", "variant": ck.variant,
             "checkpoint": ck.filename, "checkpoint_source": ck.source,
             "weights_path": str(self.weights_path), **self._weights_meta,
             "device": self.device, "image_size": info.get("image_size", ck.image_size),
-            "model_bands": list(ck.bands), "pooling": pooling, "grid_hw": (h, w),
-            "cls_removed": cls_removed,
+            "model_bands": list(ck.bands),
             "normalization": {"mean": list(ck.mean) if ck.mean else None,
                               "std": list(ck.std) if ck.std else None, "source": ck.norm_source},
             **{k: v for k, v in feats.meta.items()
@@ -328,12 +412,49 @@ class PretrainedEmbedder(Embedder):
         }
         res = []
         for i in range(len(chunk)):
+            ctx = contexts[i] if i < len(contexts) else {}
+            input_hw = tuple(int(s) for s in chunk[i].shape[-2:])
+            fp = self.grid_footprint(input_hw)
+            roi = ctx.get("roi")
+            rows, cols, mask = roi_cells(roi, fp, (h, w))
+            ch, cw = (fp[2] - fp[0]) / h, (fp[3] - fp[1]) / w
+            whole = bool(mask.all())
             meta = dict(base)
-            meta["input_hw"] = tuple(int(s) for s in chunk[i].shape[-2:])
+            if output.mode == "grid":
+                data = grid[i, :, rows, cols].cpu().numpy()
+                pooling = feats.meta.get("grid_reduce", "none")
+            elif own_pooled and (whole or feats.meta.get("pooled_uses_cls")):
+                data = feats.pooled[i].float().cpu().numpy()
+                pooling = feats.meta.get("pooled_kind", "model")
+                cls_removed = not feats.meta.get("pooled_uses_cls", False)
+                if not whole:
+                    meta["roi_pooling"] = "the model's image embedding of the enclosing square (CLS)"
+            else:
+                import torch
+                keep = torch.from_numpy(np.tile(mask.reshape(-1), per_cell)).to(toks_all.device)
+                toks = toks_all[i][keep]
+                if own_pooled:
+                    data = self._pool_tokens(toks, output.pooling).cpu().numpy()
+                    pooling = feats.meta.get("pooled_kind", "model")
+                else:
+                    red = toks.amax(dim=0) if output.pooling == "max" else toks.mean(dim=0)
+                    data = red.cpu().numpy()
+                    pooling = f"patch_{output.pooling}"
+                if not whole:
+                    meta["roi_pooling"] = f"{int(mask.sum())} of {h * w} grid cells on the ROI"
+            meta.update(pooling=pooling, cls_removed=cls_removed,
+                        grid_hw=(rows.stop - rows.start, cols.stop - cols.start) if output.mode == "grid" else (h, w),
+                        input_hw=input_hw,
+                        grid_geometry={"origin_px": [fp[0] + rows.start * ch, fp[1] + cols.start * cw],
+                                       "cell_px": [ch, cw]},
+                        input_footprint_px=list(fp))
+            if ctx.get("nodata_fill") is not None:
+                meta["nodata_fill"] = ctx["nodata_fill"]
             for k, v in (info.get("per_item") or [{}] * len(chunk))[i].items():
                 meta[k] = v
-            res.append(EmbedResult(np.ascontiguousarray(data[i], dtype=np.float32), meta))
+            res.append(EmbedResult(np.ascontiguousarray(data, dtype=np.float32), meta))
         return res
 
 
-__all__ = ["PretrainedEmbedder", "Features", "rgb_uint8", "tokens_to_grid", "MAX_FORWARD_BATCH"]
+__all__ = ["PretrainedEmbedder", "Features", "rgb_uint8", "tokens_to_grid", "nodata_mask", "fill_nodata",
+           "roi_cells", "MAX_FORWARD_BATCH"]

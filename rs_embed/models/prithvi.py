@@ -15,8 +15,9 @@ Pipeline, step by step (as the official ``inference.py``):
    Sentinel-2 L2A ``B2 B3 B4 B8A B11 B12`` DN (reflectance x 10000) at 30 m; one frame
    ``(C, H, W)`` or several ``(T, C, H, W)`` (pretraining used T = 4).
 2. **Standardise** each band with the Prithvi-EO-2.0 means/stds (HLS DN; the
-   checkpoints' ``config.json``, also terratorch ``PRITHVI_V2_MEAN/STD``); non-finite
-   pixels become 0 (the band mean).
+   checkpoints' ``config.json``, also terratorch ``PRITHVI_V2_MEAN/STD``). Masked
+   pixels take the band mean (0 after standardisation), as the official
+   ``inference.py`` sets nodata to ``NO_DATA_FLOAT = 0.0001`` after standardising.
 3. **Resize** each frame to 224 x 224 (bilinear, antialiased) when it is not already.
 4. **Encoder**: 3-D patch embedding (1 x 16 x 16, or 1 x 14 x 14 for 600M), 3-D sin-cos
    position embedding for the actual T x h x w grid; TL variants add the year /
@@ -214,6 +215,11 @@ class PrithviEmbedder(PretrainedEmbedder):
 
     def _build(self, ckpt: W.Checkpoint):
         return _encoder(dict(ckpt.arch))
+
+    def _nodata_fill(self, sensor: SensorSpec):
+        return (list(self.checkpoint.mean),
+                "Prithvi-EO-2.0 band mean (standardised ~0: official inference.py replaces nodata "
+                "with NO_DATA_FLOAT = 0.0001 after standardising)")
 
     def _load_into(self, net, state: Dict[str, Any]) -> None:
         enc = {k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}

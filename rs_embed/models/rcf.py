@@ -48,17 +48,10 @@ from ..specs import OutputSpec, SensorSpec
 from .base import EmbedResult, Embedder
 from ..sensors import S2_DN_SCALE, S2_L1C, S2_L2A, canonical_band
 from .spectral import valid_mask
+from .ssl4eo import SSL4EO_S12_L1C_STATS
 
-#: Sentinel-2 L1C per-band mean and std in DN, from SSL4EO-S12 (Wang et al. 2022,
-#: "SSL4EO-S12: A large-scale multi-modal, multi-temporal dataset for self-supervised
-#: learning in Earth observation"), rounded to 0.1 DN.
-S2_L1C_STATS: Dict[str, Tuple[float, float]] = {
-    "B1": (1605.6, 786.8), "B2": (1390.8, 850.3), "B3": (1314.9, 875.1),
-    "B4": (1363.5, 1138.8), "B5": (1549.4, 1122.2), "B6": (2091.7, 1161.6),
-    "B7": (2371.7, 1274.4), "B8": (2299.9, 1248.4), "B8A": (2560.3, 1345.5),
-    "B9": (830.1, 577.3), "B10": (22.1, 51.2), "B11": (2177.1, 1336.1),
-    "B12": (1524.1, 1136.5),
-}
+#: Sentinel-2 L1C per-band mean and std in DN from SSL4EO-S12 (owned by the ssl4eo family)
+S2_L1C_STATS: Dict[str, Tuple[float, float]] = SSL4EO_S12_L1C_STATS
 RCF_BANDS: Tuple[str, ...] = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
 _NORMALIZE = ("s2_l1c", "patch", "reflectance")
 #: bytes of feature maps held at once; bounds memory for any patch size

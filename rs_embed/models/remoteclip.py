@@ -20,6 +20,7 @@ Pipeline, step by step:
    for L/14), not L2-normalised. **Grid**: the last block's patch tokens after
    ``ln_post``, projected with the same matrix, so they live in the same space as the
    pooled vector (7 x 7 for B/32, 16 x 16 for L/14 at 224 px).
+5. **Nodata**: masked pixels take the CLIP mean colour (0 after normalisation).
 """
 
 from __future__ import annotations
@@ -132,6 +133,17 @@ class RemoteCLIPEmbedder(PretrainedEmbedder):
     def _preprocess_meta(self) -> Dict[str, Any]:
         return {"rgb_max_reflectance": self.config["rgb_max"],
                 "preprocess": "open_clip.image_transform(eval): resize shorter side, centre crop"}
+
+    def _nodata_fill(self, sensor: SensorSpec):
+        rgb_max = float(self.config["rgb_max"])
+        return ([m * rgb_max * 10000.0 for m in self.checkpoint.mean],
+                "OpenAI CLIP mean colour of the normalisation (0 after it), encoded back to DN")
+
+    def grid_footprint(self, input_hw):
+        """open_clip's eval transform resizes the shorter side and centre-crops a square."""
+        h, w = input_hw
+        side = float(min(h, w))
+        return ((h - side) / 2.0, (w - side) / 2.0, (h + side) / 2.0, (w + side) / 2.0)
 
 
 __all__ = ["RemoteCLIPEmbedder", "CATALOG", "CLIP_MEAN", "CLIP_STD"]

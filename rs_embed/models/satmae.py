@@ -217,6 +217,24 @@ class SatMAEEmbedder(PretrainedEmbedder):
         grid = tokens_to_grid(t[:, net.num_prefix_tokens:], h, w)
         return Features(grid=grid, meta={"cls_removed": True, "grid_kind": "patch_tokens"})
 
+    def _nodata_fill(self, sensor: SensorSpec):
+        ck = self.checkpoint
+        if ck.arch["kind"] == "group_channels":
+            return list(ck.mean), "fMoW-Sentinel band mean (SentinelNormalize maps it to 127.5)"
+        rgb_max = float(self.config["rgb_max"])
+        return ([m * rgb_max * 10000.0 for m in ck.mean],
+                "fMoW-RGB mean colour of the normalisation (0 after it), encoded back to DN")
+
+    def grid_footprint(self, input_hw):
+        """Resize the shorter side to size / crop_pct, centre crop ``size``: the grid covers
+        the middle ``size / int(size / crop_pct)`` of the patch."""
+        ck = self.checkpoint
+        size = ck.image_size
+        h, w = input_hw
+        short = float(min(h, w))
+        side = short * size / float(int(size / ck.extra["crop_pct"]))
+        return ((h - side) / 2.0, (w - side) / 2.0, (h + side) / 2.0, (w + side) / 2.0)
+
     def _preprocess_meta(self) -> Dict[str, Any]:
         if self.checkpoint.arch["kind"] == "group_channels":
             return {"input_scaling": "SentinelNormalize (fMoW-Sentinel mean +- 2 std -> uint8) / 255"}

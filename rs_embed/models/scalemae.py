@@ -12,9 +12,14 @@ Pipeline, step by step:
 2. **To 8-bit RGB**: reflectance ``[0, rgb_max]`` stretched to ``[0, 255]`` (fMoW is
    8-bit imagery), then torchgeo's transform: ``/ 255`` and ImageNet mean/std.
 3. **Resize** to 224 x 224 (bicubic, antialiased).
-4. **GSD**: the ground sample distance of the resized image,
-   ``scale_m x input_height / 224`` metres (or the ``gsd`` option), scales the
-   position grid (torchgeo ``get_2d_sincos_pos_embed_with_resolution``), per patch.
+4. **GSD ratio**: the position grid is scaled by a *relative* ground-sample-distance
+   ratio, as the official evaluation computes it (``scalemae/eval/knn.py``:
+   ``gsd_ratio = eval_base_resolution * 224 / eval_scale``, with
+   ``eval_base_resolution`` 1.0 by default): ``base_resolution x 224 / image_size``
+   with the model's 224 px input, i.e. 1.0 unless ``base_resolution`` says the imagery
+   is coarser or finer than the reference (torchgeo's ``ScaleMAE(res=1.0)`` default
+   too). Not metres: a metre value would scale the grid tenfold for 10 m imagery.
+6. **Nodata**: masked pixels take the ImageNet mean colour (0 after normalisation).
 5. **Grid**: final normalised patch tokens (1024 x 14 x 14, CLS dropped); **pooled**:
    their mean or max.
 """
@@ -71,16 +76,18 @@ class ScaleMAEEmbedder(PretrainedEmbedder):
     def _extra_config(cls) -> Dict[str, dict]:
         return {"rgb_max": {"type": "float", "default": 0.3, "gt": 0, "max": 1.5,
                             "help": "reflectance mapped to 255 when making the 8-bit RGB image"},
-                "gsd": {"type": "float", "default": None, "gt": 0,
-                        "help": "GSD in metres of the 224 px model input; default "
-                                "scale_m * input_height / 224"}}
+                "base_resolution": {"type": "float", "default": 1.0, "gt": 0,
+                                    "help": "relative GSD of the imagery against the reference (the "
+                                            "official eval's eval_base_resolution); the position grid "
+                                            "is scaled by base_resolution * 224 / image_size"}}
 
     @classmethod
     def _contract(cls, ckpt: W.Checkpoint) -> Dict[str, Any]:
         return {
             "preprocessing": ("DN -> reflectance, [0, rgb_max] stretched to 8-bit RGB, /255, "
                               "ImageNet mean/std, bicubic resize to 224"),
-            "gsd_conditioning": "position grid scaled by GSD = scale_m * input_height / 224 (or gsd=)",
+            "gsd_conditioning": ("position grid scaled by the relative GSD ratio base_resolution * 224 / "
+                                 "image_size (official scalemae/eval/knn.py)"),
             "outputs": {"pooled": "mean/max of final patch tokens (1024)",
                         "grid": "final patch tokens (1024, 14, 14)"},
             "cls_handling": "CLS token dropped from pooled and grid",
@@ -106,15 +113,24 @@ class ScaleMAEEmbedder(PretrainedEmbedder):
         size = self.checkpoint.image_size
         mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
         std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-        xs, gsds = [], []
+        xs = []
         for a in arrays:
             x = torch.from_numpy(rgb_uint8(a, self.config["rgb_max"])).permute(2, 0, 1)[None].float() / 255.0
             x = TF.resize(x, [size, size], interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
             xs.append(((x - mean) / std)[0])
-            gsds.append(float(self.config["gsd"]) if self.config["gsd"] is not None
-                        else float(sensor.scale_m) * a.shape[-2] / size)
-        return torch.stack(xs), {"image_size": size, "gsd": gsds,
-                                 "per_item": [{"gsd_m": g} for g in gsds]}
+        ratio = self.gsd_ratio()
+        return torch.stack(xs), {"image_size": size, "gsd": [ratio] * len(xs),
+                                 "per_item": [{"gsd_ratio": ratio}] * len(xs)}
+
+    def gsd_ratio(self) -> float:
+        """The official relative GSD ratio: base_resolution * 224 / model input size."""
+        return float(self.config["base_resolution"]) * 224.0 / float(self.checkpoint.image_size)
+
+    def _nodata_fill(self, sensor: SensorSpec):
+        """The DN whose 8-bit colour is the ImageNet mean (0 after normalisation)."""
+        rgb_max = float(self.config["rgb_max"])
+        return ([m * rgb_max * 10000.0 for m in IMAGENET_MEAN],
+                "ImageNet mean colour of the normalisation (0 after it), encoded back to DN")
 
     def _forward(self, net, x, info) -> Features:
         import torch
@@ -133,7 +149,8 @@ class ScaleMAEEmbedder(PretrainedEmbedder):
         return Features(grid=grid, meta={"cls_removed": True, "grid_kind": "patch_tokens"})
 
     def _preprocess_meta(self) -> Dict[str, Any]:
-        return {"rgb_max_reflectance": self.config["rgb_max"]}
+        return {"rgb_max_reflectance": self.config["rgb_max"],
+                "base_resolution": self.config["base_resolution"]}
 
 
 __all__ = ["ScaleMAEEmbedder", "CATALOG", "IMAGENET_MEAN", "IMAGENET_STD"]

@@ -25,7 +25,7 @@ its denominator is zero.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -51,28 +51,34 @@ class SpectralIndex:
     formula: str
     reference: str
     fn: Callable[..., np.ndarray]
+    #: the same index in the Awesome Spectral Indices catalogue (``spyndex``): its name and
+    #: what each of its symbols is here (a band, or a constant such as SAVI's L)
+    catalogue: Tuple[str, Mapping[str, Any]] = ("", {})
 
 
 #: The indices computed when their bands are present, in output order.
 INDICES: Tuple[SpectralIndex, ...] = (
     SpectralIndex("NDVI", ("B8", "B4"), "(B8 - B4) / (B8 + B4)",
-                  "Rouse et al. 1974", lambda nir, red: _nd(nir, red)),
+                  "Rouse et al. 1974", lambda nir, red: _nd(nir, red), ("NDVI", {"N": "B8", "R": "B4"})),
     SpectralIndex("NDWI", ("B3", "B8"), "(B3 - B8) / (B3 + B8)",
-                  "McFeeters 1996 (green/NIR open water)", lambda g, nir: _nd(g, nir)),
+                  "McFeeters 1996 (green/NIR open water)", lambda g, nir: _nd(g, nir),
+                  ("NDWI", {"G": "B3", "N": "B8"})),
     SpectralIndex("MNDWI", ("B3", "B11"), "(B3 - B11) / (B3 + B11)",
-                  "Xu 2006", lambda g, swir: _nd(g, swir)),
+                  "Xu 2006", lambda g, swir: _nd(g, swir), ("MNDWI", {"G": "B3", "S1": "B11"})),
     SpectralIndex("NDBI", ("B11", "B8"), "(B11 - B8) / (B11 + B8)",
-                  "Zha et al. 2003", lambda swir, nir: _nd(swir, nir)),
+                  "Zha et al. 2003", lambda swir, nir: _nd(swir, nir), ("NDBI", {"S1": "B11", "N": "B8"})),
     SpectralIndex("NBR", ("B8", "B12"), "(B8 - B12) / (B8 + B12)",
-                  "Key & Benson 2006", lambda nir, swir2: _nd(nir, swir2)),
+                  "Key & Benson 2006", lambda nir, swir2: _nd(nir, swir2), ("NBR", {"N": "B8", "S2": "B12"})),
     SpectralIndex("NDMI", ("B8A", "B11"), "(B8A - B11) / (B8A + B11)",
                   "Gao 1996, narrow-NIR Sentinel-2 form (not simply -NDBI)",
-                  lambda nir, swir: _nd(nir, swir)),
+                  lambda nir, swir: _nd(nir, swir), ("NDMI", {"N": "B8A", "S1": "B11"})),
     SpectralIndex("SAVI", ("B8", "B4"), "1.5 * (B8 - B4) / (B8 + B4 + 0.5)",
-                  "Huete 1988, L = 0.5", lambda nir, red: 1.5 * (nir - red) / (nir + red + 0.5)),
+                  "Huete 1988, L = 0.5", lambda nir, red: 1.5 * (nir - red) / (nir + red + 0.5),
+                  ("SAVI", {"N": "B8", "R": "B4", "L": 0.5})),
     SpectralIndex("BSI", ("B11", "B4", "B8", "B2"),
                   "((B11 + B4) - (B8 + B2)) / ((B11 + B4) + (B8 + B2))",
-                  "Rikimaru et al. 2002", lambda swir, red, nir, blue: _nd(swir + red, nir + blue)),
+                  "Rikimaru et al. 2002", lambda swir, red, nir, blue: _nd(swir + red, nir + blue),
+                  ("BI", {"S1": "B11", "R": "B4", "N": "B8", "B": "B2"})),
 )
 
 
@@ -168,7 +174,9 @@ class SpectralEmbedder(Embedder):
             "modalities": ["s2", "s2_l2a"],
             "preprocessing": "reflectance = DN / 10000; no further normalisation",
             "indices": {i.name: {"formula": i.formula, "bands": list(i.bands),
-                                 "reference": i.reference} for i in INDICES},
+                                 "reference": i.reference,
+                                 "catalogue": {"spyndex": i.catalogue[0], "symbols": dict(i.catalogue[1])}}
+                        for i in INDICES},
             "stats": list(STATS),
             "model_config": {
                 "grid_cell": {"type": "int", "default": 1, "min": 1,

@@ -17,12 +17,15 @@ Pipeline, step by step (torchgeo's ``_ssl4eo_s12_transforms_s2_10k`` /
 3. **Scale**: ``DN / 10000`` (no per-band standardisation for these weights).
 4. ResNet-50: **grid** = the final 2048-channel feature map (7 x 7), **pooled** =
    its spatial mean (or max). ViT-S/16: **grid** = the final normalised patch tokens
-   (14 x 14, CLS dropped), **pooled** = their mean (or max).
+   (14 x 14, CLS dropped), **pooled** = their mean (or max). The grid covers the centre
+   crop (the middle 224/256 of the patch), which its georeferencing says.
+5. **Nodata**: the SSL4EO-S12 project publishes no convention; masked pixels take the
+   SSL4EO-S12 L1C band mean (the statistics :data:`SSL4EO_S12_L1C_STATS`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
@@ -36,6 +39,15 @@ from ..sensors import S2_BANDS, S2_L1C
 SSL4EO_BANDS = S2_BANDS
 #: The weights expect reflectance: DN / 10000 (torchgeo Normalize(mean=0, std=10000)).
 DN_DIVISOR = 10000.0
+#: Sentinel-2 L1C per-band mean and std in DN over SSL4EO-S12 (Wang et al. 2022, 50k-patch
+#: statistics, rounded to 0.1 DN): the dataset these weights were trained on.
+SSL4EO_S12_L1C_STATS: Dict[str, Tuple[float, float]] = {
+    "B1": (1605.6, 786.8), "B2": (1390.8, 850.3), "B3": (1314.9, 875.1),
+    "B4": (1363.5, 1138.8), "B5": (1549.4, 1122.2), "B6": (2091.7, 1161.6),
+    "B7": (2371.7, 1274.4), "B8": (2299.9, 1248.4), "B8A": (2560.3, 1345.5),
+    "B9": (830.1, 577.3), "B10": (22.1, 51.2), "B11": (2177.1, 1336.1),
+    "B12": (1524.1, 1136.5),
+}
 _NORM_SOURCE = ("torchgeo.models.resnet._ssl4eo_s12_transforms_s2_10k (Resize 256, CenterCrop 224, "
                 "/10000), citing SSL4EO-S12 linear_BE_moco.py#L167 and eurosat_dataset.py#L97 "
                 "(github.com/zhu-xlab/SSL4EO-S12 @ d2868ad)")
@@ -117,7 +129,18 @@ class SSL4EOEmbedder(PretrainedEmbedder):
         ck = self.checkpoint
         x = torch.stack([preprocess(torch.from_numpy(a)[None], ck.image_size,
                                     ck.extra.get("resize_to", ck.image_size))[0] for a in arrays])
-        return torch.nan_to_num(x), {"image_size": ck.image_size}
+        return x, {"image_size": ck.image_size}
+
+    def _nodata_fill(self, sensor: SensorSpec):
+        return ([SSL4EO_S12_L1C_STATS[b][0] for b in self.checkpoint.bands],
+                "SSL4EO-S12 L1C band mean (no official convention)")
+
+    def grid_footprint(self, input_hw):
+        """Resize to 256, centre crop 224: the grid covers the middle 224/256 of the patch."""
+        ck = self.checkpoint
+        f = ck.image_size / float(ck.extra.get("resize_to", ck.image_size))
+        h, w = input_hw
+        return (h * (1 - f) / 2.0, w * (1 - f) / 2.0, h * (1 + f) / 2.0, w * (1 + f) / 2.0)
 
     def _forward(self, net, x, info) -> Features:
         feats = net.forward_features(x)
@@ -135,4 +158,4 @@ class SSL4EOEmbedder(PretrainedEmbedder):
                 "preprocess": f"resize {ck.extra.get('resize_to')} + centre crop {ck.image_size}, /10000"}
 
 
-__all__ = ["SSL4EOEmbedder", "CATALOG", "SSL4EO_BANDS", "preprocess"]
+__all__ = ["SSL4EOEmbedder", "CATALOG", "SSL4EO_BANDS", "SSL4EO_S12_L1C_STATS", "preprocess"]

@@ -12,10 +12,12 @@ may be mixed in one folder:
 
         {"type": "rs_embed.scene", "id": "T18SVG_20230615",
          "collection": "COPERNICUS/S2_SR_HARMONIZED",       # optional
-         "collection_aliases": ["COPERNICUS/S2_SR"],         # optional
+         "collection_aliases": ["MYLAB/S2"],                 # optional
          "datetime": "2023-06-15T15:49:11Z",                 # or null ...
          "date_window": {"start": "2023-06-01", "end": "2023-07-01"},  # ... and a window
          "cloud_cover": 3.2, "nodata": 0, "value_scale": 1e-4,          # optional
+         "processing_baseline": "05.09",   # or "offset": -1000 (DN to add), optional
+         "esa_metadata": "MTD_MSIL2A.xml",                   # optional
          "bands": {"B4": "T18SVG_20230615_B04.tif",
                    "SCL": {"file": "scl.tif", "band_index": 1, "categorical": true}}}
 
@@ -27,39 +29,52 @@ Static STAC (catalog, collection, item or item collection JSON)
     ``properties.datetime`` (else ``start_datetime``/``end_datetime``), its collection the
     item's ``collection`` (else the parent collection's id), cloud cover
     ``eo:cloud_cover``. Every raster asset whose ``href`` is a local file becomes a band,
-    named by its single ``eo:bands``/``bands`` entry or else its key; for Sentinel-2
-    items the common names (``red``, ``nir08``, ...) become Earth Engine names (``B4``,
-    ``B8A``, ...). ``raster:bands`` nodata and scale are used when present.
+    named by its single ``eo:bands``/``bands`` entry or else its key, through the sensor
+    vocabulary of the item's platform (``red`` -> ``B4``, Earth Search's ``rededge1`` ->
+    ``B5``, Planetary Computer's ``B04`` -> ``B4``, Landsat's ``nir08`` -> ``SR_B5``).
+    ``raster:bands`` nodata, scale and offset, ``s2:processing_baseline`` and
+    ``earthsearch:boa_offset_applied`` are read.
 
-File names (rasters no JSON mentions)
-    ``<scene>_<band>.tif`` (also ``.tiff``, ``.jp2``), where ``<scene>`` holds a date
-    ``YYYYMMDD`` or ``YYYY-MM-DD`` (or the parent folder's name does), e.g.
-    ``S2_20230615_B4.tif`` or ESA's ``T18SVG_20230615T154911_B04_10m.jp2`` (a trailing
-    resolution token such as ``_10m`` is ignored). Files sharing ``<scene>`` form one
-    scene; without a date a scene is undated and used for every time window; without a
-    declared collection it serves whatever collection is asked for.
+Rasters no JSON mentions
+    A multi-band raster is one scene, its bands named by ``LocalProvider(bands=...)`` or
+    by the band descriptions (or ``BAND_NAME`` tags) in the file. Single-band rasters
+    are named ``<scene>_<band>.tif`` (also ``.tiff``, ``.jp2``), e.g. ``S2_20230615_B4.tif``
+    or ESA's ``T18SVG_20230615T154911_B04_10m.jp2`` (a trailing resolution token such as
+    ``_10m`` is ignored); files sharing ``<scene>`` form one scene. The date is the first
+    ``YYYYMMDD``, ``YYYY-MM-DD``, ``YYYYMMDDTHHMMSS`` or HLS-style ``YYYYDDDTHHMMSS`` in
+    the name (or the folder's), else an acquisition-date tag (``ACQUISITION_DATE``,
+    ``DATE_ACQUIRED``, ``SENSING_TIME``, ``DATETIME``; not ``TIFFTAG_DATETIME``, the
+    file's creation time). Without a date a scene is undated and used for every time
+    window; without a declared collection it serves whatever collection is asked for.
+    ESA product metadata (``MTD_MSIL1C.xml`` / ``MTD_MSIL2A.xml``) in the raster's folder
+    or a parent (a ``.SAFE`` layout) gives the processing baseline and offsets.
 
-Band names follow Earth Engine (``B1`` .. ``B12``, ``B8A``; ``B04`` is read as ``B4``).
+Band names are canonicalised by the sensor vocabulary (:mod:`rs_embed.sensors`):
+Earth Engine's spelling (``B1`` .. ``B12``, ``B8A``; ``B04`` is read as ``B4``).
 
-Values: the provider returns the stored values unchanged (no scaling), i.e. for
-Sentinel-2 the digital numbers (reflectance x 10000) that Earth Engine's
-``COPERNICUS/S2*`` collections serve, so local and ``gee`` patches agree and models see
-the numbers they were calibrated on. ``meta["value_scale"]`` says how to get reflectance
-when the catalog declares it.
+Values: one convention whatever the source. Sentinel-2 reflectance bands are returned
+as harmonised digital numbers, reflectance x 10000 with ESA's processing-baseline
+offset removed, as Earth Engine's ``*_HARMONIZED`` collections serve them; the offset
+is taken from the scene's metadata (see :func:`rs_embed.sensors.s2_harmonisation` for
+the signals and their order) and recorded per scene in ``meta["radiometry"]``. A scene
+from 2022-01-25 on whose baseline nothing declares gets one warning and is used as
+stored. Other products are returned as stored, with their scale and offset recorded.
 
 Sampling: every band is resampled onto :func:`rs_embed.geometry.roi_grid` (local UTM,
-north-up, snapped to ``scale_m``). Reflectance bands use bilinear interpolation (GDAL
+north-up, snapped to ``scale_m``) under the providers' shared policy
+(:data:`rs_embed.providers.base.RESAMPLING_POLICIES`): continuous bands bilinear (GDAL
 widens the kernel when the output is coarser than the source, so downsampling
-averages); categorical bands (``SCL``, ``QA*``, or declared categorical) use nearest
+averages), categorical bands (``SCL``, ``QA*``, or declared categorical) nearest
 neighbour. At the native resolution on an aligned UTM grid both give the stored pixels
-exactly. ``LocalProvider(resampling="nearest")`` samples every band like Earth Engine's
-default. Only a window around the ROI is read from each file, never a whole scene.
+exactly. ``LocalProvider(resampling="nearest")`` samples every band nearest. Only a
+window around the ROI is read from each file, never a whole scene.
 
 Compositing over the scenes that intersect the ROI and overlap ``[start, end)``:
 ``median`` (per band and pixel, over scenes with valid data) or ``mosaic`` (per band, the
 latest scene with valid data on top, as Earth Engine's ``mosaic()`` after sorting by
 time). A pixel is valid when every requested band is; other pixels get
-``sensor.fill_value`` in every band, counted in ``meta["nodata_fraction"]``.
+``sensor.fill_value`` in every band, are False in ``patch.valid`` (the mask models
+read) and are counted in ``meta["nodata_fraction"]``.
 """
 
 from __future__ import annotations
@@ -889,9 +904,13 @@ class LocalProvider(Provider):
             missing = [b for b, c in zip(sensor.bands, want) if not any(c in s.bands for s in in_coll)]
             missing = missing or [b for b, c in zip(sensor.bands, want)
                                   if not all(c in s.bands for s in in_coll)]
+            usable = [b for b in have if not sensors.is_categorical(b)] or have
             raise ProviderError(
                 f"band(s) {', '.join(map(repr, missing))} not in the local catalog's "
-                f"{sensor.collection} scenes; available bands: {', '.join(have)}", transient=False)
+                f"{sensor.collection} scenes; the bands found are {', '.join(have)}. A sensor "
+                f"that fits them: sensor=SensorSpec({sensor.collection!r}, bands={tuple(usable)!r}, "
+                f"scale_m={sensor.scale_m:g}) (for models that read any band set, such as rcf, "
+                f"spectral or dofa)", transient=False)
         return with_bands
 
     def select(self, spatial: SpatialSpec, temporal: Optional[TemporalSpec],
@@ -1015,6 +1034,8 @@ class LocalProvider(Provider):
             "scale_m": sensor.scale_m,
             "cloud_filter": f"cloud_cover <= {sensor.cloudy_pct:g}" if sensor.cloudy_pct < 100 else None,
             "temporal": {"start": temporal.start, "end": temporal.end} if temporal else None,
+            "window_used": _window_of(used_scenes) if temporal is None else
+            {"start": temporal.start, "end": temporal.end},
             "scenes": [s.id for s in used_scenes],
             "scene_dates": [s.when() for s in used_scenes],
             "n_scenes": len(used_scenes),
@@ -1058,6 +1079,15 @@ class LocalProvider(Provider):
 
 
 # ------------------------------------------------------------------------- helpers
+
+
+def _window_of(scenes: Sequence[Scene]) -> Optional[dict]:
+    """The dates the scenes span (what ``temporal=None`` read on a local catalog)."""
+    dated = [s for s in scenes if s.dated]
+    if not dated:
+        return None
+    return {"start": min(s.start for s in dated).isoformat(), "end": max(s.end for s in dated).isoformat(),
+            "note": "temporal=None: every scene of the local catalog"}
 
 
 def _sorted_bands(names: Iterable[str]) -> List[str]:

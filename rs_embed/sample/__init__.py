@@ -187,6 +187,48 @@ def scene() -> dict:
         return json.loads(json.dumps(_scene_cache))
 
 
+def write_copy(folder, *, offset_dn: int = 0,
+               bounds: Optional[Tuple[float, float, float, float]] = None) -> dict:
+    """Write the scene's bands as GeoTIFFs in ``folder`` (``S2_<band>.tif``) and return
+    ``{band: file name}``, e.g. to build a catalog of your own or see how rs_embed treats
+    radiometry.
+
+    ``offset_dn``: added to every valid pixel (0 stays nodata), as ESA's processing
+    baseline 04.00 does for products from 2022-01-25 on (+1000). ``bounds``: ``(left,
+    bottom, right, top)`` in the scene's UTM metres, on the 60 m lattice of ``BOUNDS_UTM``,
+    to write a crop. Values are copied, never resampled.
+    """
+    import numpy as np
+    import rasterio
+    from affine import Affine
+    from rasterio.windows import Window
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    left, bottom, right, top = bounds if bounds is not None else BOUNDS_UTM
+    for edge, origin in ((left, BOUNDS_UTM[0]), (top, BOUNDS_UTM[3]), (right, BOUNDS_UTM[0]),
+                         (bottom, BOUNDS_UTM[3])):
+        if (edge - origin) % 60:
+            raise SpecError(f"bounds must lie on the scene's 60 m lattice (from {BOUNDS_UTM}), got {bounds!r}")
+    files = {}
+    for band in BANDS:
+        with rasterio.open(band_path(band)) as src:
+            res = src.transform.a
+            col = int(round((left - src.transform.c) / res))
+            row = int(round((src.transform.f - top) / res))
+            win = Window(col, row, int(round((right - left) / res)), int(round((top - bottom) / res)))
+            data = src.read(1, window=win)
+            profile = dict(src.profile, width=win.width, height=win.height, driver="GTiff",
+                           transform=Affine(res, 0.0, left, 0.0, -res, top))
+        if offset_dn:
+            data = np.where(data == 0, 0, data.astype(np.int64) + int(offset_dn)).astype(data.dtype)
+        name = f"S2_{band}.tif"
+        with rasterio.open(folder / name, "w", **profile) as dst:
+            dst.write(data, 1)
+        files[band] = name
+    return files
+
+
 def band_path(band: str) -> Path:
     """The GeoTIFF holding ``band`` (Earth Engine name, e.g. ``"B8A"``)."""
     if band not in BANDS:
@@ -196,4 +238,4 @@ def band_path(band: str) -> Path:
 
 __all__ = ["BOUNDS", "BOUNDS_UTM", "CRS", "TEMPORAL", "COLLECTION", "COLLECTION_ALIASES",
            "BANDS", "VALUE_SCALE", "LABELS", "MAX_BUFFER_M", "DATA_DIR", "SCENE_JSON",
-           "SamplePoint", "points", "spatials", "names", "labels", "scene", "band_path"]
+           "SamplePoint", "points", "spatials", "names", "labels", "scene", "band_path", "write_copy"]

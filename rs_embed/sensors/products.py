@@ -152,6 +152,9 @@ class Product:
     stac: Tuple[StacCollection, ...] = ()
     s2_baseline_offset: bool = False          # subject to the 2022-01-25 baseline offset
     aliases: Tuple[str, ...] = ()
+    #: ESA's 8-bit true-colour image (TCI): DN mapped to 255 (ESA "Sentinel-2 MSI
+    #: definitions": 3558 for L1C, 2000 for L2A, i.e. 0.3558 and 0.2 reflectance)
+    tci_saturation_dn: Optional[float] = None
 
     @property
     def ee_id(self) -> Optional[str]:
@@ -209,7 +212,7 @@ S2_L1C_PRODUCT = Product(
     key="s2_l1c", title="Sentinel-2 MSI Level-1C (top-of-atmosphere reflectance)",
     sensor=SENTINEL2, bands=S2_BANDS, quality_bands=("QA60",),
     radiometry={"*": _S2_TOA}, modality="s2", s2_baseline_offset=True,
-    aliases=("sentinel-2-l1c", "s2-l1c", "sentinel2-l1c"),
+    aliases=("sentinel-2-l1c", "s2-l1c", "sentinel2-l1c"), tci_saturation_dn=3558.0,
     ee=(EECollection("COPERNICUS/S2_HARMONIZED", "s2_l1c", "s2", _S2_CLOUD, True),
         EECollection("COPERNICUS/S2", "s2_l1c", "s2", _S2_CLOUD, True, harmonised=False,
                      harmonised_id="COPERNICUS/S2_HARMONIZED", deprecated=True)),
@@ -225,7 +228,7 @@ S2_L2A_PRODUCT = Product(
     key="s2_l2a", title="Sentinel-2 MSI Level-2A (surface reflectance)",
     sensor=SENTINEL2, bands=S2_L2A_BANDS, quality_bands=("SCL", "QA60", "MSK_CLDPRB"),
     radiometry={"*": _S2_BOA}, modality="s2_l2a", s2_baseline_offset=True,
-    aliases=("s2-l2a", "sentinel2-l2a", "sentinel-2-l2a-cogs"),
+    aliases=("s2-l2a", "sentinel2-l2a", "sentinel-2-l2a-cogs"), tci_saturation_dn=2000.0,
     ee=(EECollection("COPERNICUS/S2_SR_HARMONIZED", "s2_l2a", "s2", _S2_CLOUD, True),
         EECollection("COPERNICUS/S2_SR", "s2_l2a", "s2", _S2_CLOUD, True, harmonised=False,
                      harmonised_id="COPERNICUS/S2_SR_HARMONIZED", deprecated=True)),

@@ -106,7 +106,14 @@ def test_point_buffer_grid_size_is_the_same_at_every_latitude(lat, scale, n):
 @pytest.mark.parametrize("lat", [0.5, 60.0])
 def test_bbox_grid_is_snapped_and_covers_the_box(tmp_path, lat):
     box = BBox(10.29, lat - 0.005, 10.31, lat + 0.005)
-    g = roi_grid(box, 10)
+    square = roi_grid(box, 10)
+    g = square.roi_grid()  # the box's own pixels inside the enclosing square
+    # a rectangle is fetched as its enclosing square, centred on it, on the same lattice
+    assert square.width == square.height == max(g.width, g.height)
+    row, col, h, w = square.roi_window
+    assert (h, w) == (g.height, g.width) and abs((square.height - h) - 2 * row) <= 1
+    assert abs((square.width - w) - 2 * col) <= 1
+    assert square.transform[2] % 10 == 0 and square.transform[5] % 10 == 0
     a, _, c, _, e, f = g.transform
     assert a == 10 and e == -10 and c % 10 == 0 and f % 10 == 0
     lon0, lat0, lon1, lat1 = g.lonlat_bounds()
@@ -126,7 +133,11 @@ def test_bbox_grid_is_snapped_and_covers_the_box(tmp_path, lat):
 
     provider = LocalProvider(write_lonlat_raster(tmp_path, 10.3, lat, 0.03, 0.015))
     patch = provider.fetch(box, None, SensorSpec("ramp", ("LON", "LAT"), scale_m=10))
-    assert patch.data.shape == (2, g.height, g.width) and patch.meta["nodata_fraction"] == 0.0
+    # real imagery on the whole square, nothing stretched
+    assert patch.data.shape == (2, square.height, square.width) and patch.meta["nodata_fraction"] == 0.0
+    assert patch.grid == square
+    patch.data = patch.data[:, row:row + h, col:col + w]
+    patch.grid = g
     lon, lat_ = sampled_lonlat(patch, 10.3, lat)
     # the sampled pixel centres reach past the box by at most a pixel
     assert lon.min() < box.minlon + 1e-4 and lon.max() > box.maxlon - 1e-4
@@ -140,3 +151,27 @@ def test_grid_rejects_bad_scale_and_polar_rois():
         roi_grid(PointBuffer(0, 0, 100), 0)
     with pytest.raises(SpecError, match="polar"):
         roi_grid(PointBuffer(0, 85, 100), 10)
+
+
+def test_models_of_any_size_see_just_the_rectangle_and_their_grid_lands_on_it():
+    from rs_embed import get_embedding, sample
+    from rs_embed.models import get_embedder
+    from rs_embed.specs import OutputSpec
+
+    box = BBox(-75.700, 37.645, -75.650, 37.655)  # 4.4 km x 1.1 km on the sample
+    sensor = SensorSpec(sample.COLLECTION, ("B2", "B3", "B4", "B8", "B11"))
+    patch = LocalProvider().fetch(box, sample.TEMPORAL, sensor)
+    row, col, h, w = patch.grid.roi
+    rect = patch.data[:, row:row + h, col:col + w]
+    pooled = get_embedding("spectral", spatial=box, temporal=sample.TEMPORAL, sensor=sensor, backend="local")
+    direct = get_embedder("spectral").embed(rect, sensor=sensor, output=OutputSpec.pooled())
+    np.testing.assert_array_equal(pooled.data, direct.data)
+    assert pooled.meta["input"]["shape"] == [5, patch.grid.height, patch.grid.width]  # what was fetched
+    assert pooled.meta["roi_window"] == {"row": row, "col": col, "height": h, "width": w}
+    grid = get_embedding("rcf", spatial=box, temporal=sample.TEMPORAL, sensor=sensor, backend="local",
+                         output=OutputSpec.grid())
+    geo = grid.meta["grid_georef"]
+    roi = patch.grid.roi_grid()
+    assert geo["transform"][0] == 160.0 and geo["transform"][2] == roi.transform[2]
+    assert geo["transform"][5] == roi.transform[5]
+    assert (geo["height"], geo["width"]) == grid.data.shape[1:] == (-(-h // 16), -(-w // 16))

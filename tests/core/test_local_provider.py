@@ -126,7 +126,8 @@ def test_unknown_band_and_collection_name_what_is_available():
     provider = LocalProvider()
     with pytest.raises(ProviderError) as e:
         provider.fetch(sample.points()[0].spatial, None, SensorSpec(sample.COLLECTION, ("B4", "B13")))
-    assert "'B13'" in str(e.value) and "available bands: B1, B2, B3" in str(e.value)
+    assert "'B13'" in str(e.value) and "the bands found are B1, B2, B3" in str(e.value)
+    assert "sensor=SensorSpec(" in str(e.value)
     with pytest.raises(ProviderError) as e:
         provider.fetch(sample.points()[0].spatial, None, SensorSpec("COPERNICUS/S2_SR_HARMONIZED", ("B4",)))
     assert "COPERNICUS/S2_HARMONIZED" in str(e.value) and "COPERNICUS/S2_SR_HARMONIZED" in str(e.value)

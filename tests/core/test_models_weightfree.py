@@ -392,6 +392,6 @@ def test_float_options_are_coerced_and_bounded_from_the_schema():
         with pytest.raises(ModelError, match="option rgb_max"):
             cls.validate_config({"rgb_max": bad})
     sm = embedder_class("scalemae")
-    assert sm.validate_config({})["gsd"] is None
-    with pytest.raises(ModelError, match=r"option gsd must be > 0"):
-        sm.validate_config({"gsd": -1.0})
+    assert sm.validate_config({})["base_resolution"] == 1.0
+    with pytest.raises(ModelError, match=r"option base_resolution must be > 0"):
+        sm.validate_config({"base_resolution": -1.0})

@@ -9,9 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import rasterio
-from affine import Affine
-from rasterio.windows import Window
 
 from rs_embed import SensorSpec, TemporalSpec, get_embedding, sample
 from rs_embed.providers.local import LocalProvider
@@ -24,26 +21,9 @@ L1C = SensorSpec(sample.COLLECTION, sample.BANDS)
 _WINDOW_M = (439_980.0, 4_161_000.0, 447_000.0, 4_171_020.0)  # on the 60 m lattice
 
 
-def _write_copy(folder: Path, *, offset: int = 1000, name=lambda b: f"S2_{b}.tif") -> dict:
+def _write_copy(folder: Path, *, offset: int = 1000) -> dict:
     """The sample cropped to _WINDOW_M, every valid DN + ``offset`` (nodata 0 stays 0)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for band in sample.BANDS:
-        with rasterio.open(sample.band_path(band)) as src:
-            res = src.transform.a
-            left, bottom, right, top = _WINDOW_M
-            col = int(round((left - src.transform.c) / res))
-            row = int(round((src.transform.f - top) / res))
-            win = Window(col, row, int(round((right - left) / res)), int(round((top - bottom) / res)))
-            data = src.read(1, window=win)
-            profile = dict(src.profile, width=win.width, height=win.height,
-                           transform=Affine(res, 0.0, left, 0.0, -res, top), driver="GTiff")
-        shifted = np.where(data == 0, 0, data.astype(np.int32) + offset).astype(np.uint16)
-        path = folder / name(band)
-        with rasterio.open(path, "w", **profile) as dst:
-            dst.write(shifted, 1)
-        files[band] = path.name
-    return files
+    return sample.write_copy(folder, offset_dn=offset, bounds=_WINDOW_M)
 
 
 def _sidecar(folder: Path, files: dict, **extra) -> Path:
@@ -133,6 +113,9 @@ def test_post_2022_copy_embeds_like_the_original(tmp_path, original, how):
     finally:
         ctx.__exit__(None, None, None)
     patch = provider.fetch(POINTS[0].spatial, LATE, L1C)
+    # the very pixels of the original: any model embeds them alike
+    original_patch = LocalProvider().fetch(POINTS[0].spatial, sample.TEMPORAL, L1C)
+    np.testing.assert_array_equal(patch.data, original_patch.data)
     (rec,) = patch.meta["radiometry"]
     assert rec["harmonised"] and rec["certain"] and rec["bias_dn"]["B4"] == -1000.0
     expected = {"sidecar offset": "declared", "sidecar baseline": "declared processing_baseline",

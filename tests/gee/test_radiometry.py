@@ -157,12 +157,12 @@ class SampleAsEarthEngine:
 
 
 def _constants(body):
+    """Every string constant of a serialised graph."""
     found = []
 
     def walk(node):
         if isinstance(node, dict):
-            if "constantValue" in node:
-                found.append(node["constantValue"])
+            found.extend([node["constantValue"]] if "constantValue" in node else [])
             for v in node.values():
                 walk(v)
         elif isinstance(node, list):

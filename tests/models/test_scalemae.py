@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from functools import partial
 
 import numpy as np
@@ -38,38 +39,48 @@ def _ref_tokens(ref, x, res):
         return ref.forward_features(x)[:, 1:]
 
 
-def test_parity_with_torchgeo_scalemae_and_gsd(tiny):
+def test_parity_with_torchgeo_scalemae_and_the_official_relative_gsd(tiny):
     ref, emb = tiny
     xs = dn_patches(2, 3, 64, 64) + dn_patches(1, 3, 48, 48, seed=5)
     x, info = emb._prepare(xs, RGB, [{}] * 3)
-    assert info["gsd"] == [20.0, 20.0, 15.0]          # 10 m x 64 px / 32 px, 10 m x 48 / 32
+    # the official evaluation's ratio: eval_base_resolution * 224 / eval_scale, with the
+    # model's own input size as eval_scale (1.0 for the published 224 px model, whose
+    # ratio torchgeo's ScaleMAE(res=1.0) defaults to)
+    assert info["gsd"] == [224 / 32] * 3  # the tiny model takes 32 px
+    assert inspect.signature(ScaleMAE.__init__).parameters["res"].default == 1.0
+    published = scalemae.ScaleMAEEmbedder.__new__(scalemae.ScaleMAEEmbedder)
+    published.config = {"base_resolution": 1.0}
+    published.checkpoint = scalemae.CATALOG.get("vitl16_fmow_rgb")
+    assert published.gsd_ratio() == 1.0
     got = emb.embed_batch(xs, sensor=RGB, output=OutputSpec.pooled())
     for i in range(3):
         want = _ref_tokens(ref, x[i:i + 1], info["gsd"][i])
         np.testing.assert_allclose(got[i].data, want.mean(1)[0].numpy(), atol=1e-5, rtol=1e-5)
-        assert got[i].meta["gsd_m"] == info["gsd"][i]
+        assert got[i].meta["gsd_ratio"] == 224 / 32
     grid = emb.embed(xs[0], sensor=RGB, output=OutputSpec.grid())
-    want = _ref_tokens(ref, x[:1], 20.0).reshape(1, 2, 2, 32).permute(0, 3, 1, 2)[0]
+    want = _ref_tokens(ref, x[:1], 224 / 32).reshape(1, 2, 2, 32).permute(0, 3, 1, 2)[0]
     np.testing.assert_allclose(grid.data, want.numpy(), atol=1e-5, rtol=1e-5)
 
 
-def test_gsd_option_changes_the_embedding(weights_dir, tiny_variant, tiny):
-    _, emb = tiny
+def test_base_resolution_changes_the_embedding(weights_dir, tiny_variant, tiny):
+    ref, emb = tiny
     x = dn_patches(1, 3, 64, 64)[0]
     a = emb.embed(x, sensor=RGB, output=OutputSpec.pooled())
-    b = scalemae.ScaleMAEEmbedder(variant="tiny", device="cpu", gsd=1.0).embed(
-        x, sensor=RGB, output=OutputSpec.pooled())
-    assert b.meta["gsd_m"] == 1.0 and not np.allclose(a.data, b.data)
-    with pytest.raises(ModelError, match="gsd"):
-        scalemae.ScaleMAEEmbedder.validate_config({"gsd": -3})
+    coarse = scalemae.ScaleMAEEmbedder(variant="tiny", device="cpu", base_resolution=2.5)
+    b = coarse.embed(x, sensor=RGB, output=OutputSpec.pooled())
+    assert b.meta["gsd_ratio"] == 2.5 * 224 / 32 and not np.allclose(a.data, b.data)
+    xt, info = coarse._prepare([x], RGB, [{}])
+    np.testing.assert_allclose(b.data, _ref_tokens(ref, xt, info["gsd"][0]).mean(1)[0].numpy(), atol=1e-5)
+    with pytest.raises(ModelError, match="base_resolution"):
+        scalemae.ScaleMAEEmbedder.validate_config({"base_resolution": -3})
 
 
 def test_published_constants():
     # torchgeo _scale_mae_transforms: /255 then ImageNet mean/std
     norm255, imnet = ScaleMAELarge16_Weights.FMOW_RGB.transforms
     assert list(norm255.std) == [255]
-    assert tuple(imnet.mean) == scalemae.IMAGENET_MEAN == (0.485, 0.456, 0.406)
-    assert tuple(imnet.std) == scalemae.IMAGENET_STD == (0.229, 0.224, 0.225)
+    assert tuple(imnet.mean) == scalemae.IMAGENET_MEAN
+    assert tuple(imnet.std) == scalemae.IMAGENET_STD
     ck = scalemae.CATALOG.get("vitl16_fmow_rgb")
     assert ck.url == ScaleMAELarge16_Weights.FMOW_RGB.url
     assert ScaleMAELarge16_Weights.FMOW_RGB.meta["img_size"] == ck.image_size == 224

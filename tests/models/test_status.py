@@ -59,7 +59,7 @@ def test_missing_extra_names_the_pip_command(monkeypatch, weights_dir):
     ("prithvi", "COPERNICUS/S2_SR_HARMONIZED", ["B2", "B3", "B4", "B8A", "B11", "B12"], 30),
     ("ssl4eo", "COPERNICUS/S2_HARMONIZED", ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9",
                                             "B10", "B11", "B12"], 10),
-    ("dofa", "COPERNICUS/S2_SR_HARMONIZED", ["B4", "B3", "B2", "B5", "B6", "B7", "B8", "B11", "B12"], 10),
+    ("dofa", "COPERNICUS/S2_HARMONIZED", ["B4", "B3", "B2", "B5", "B6", "B7", "B8", "B11", "B12"], 10),
     ("scalemae", "COPERNICUS/S2_SR_HARMONIZED", ["B4", "B3", "B2"], 10),
     ("satmae", "COPERNICUS/S2_SR_HARMONIZED", ["B4", "B3", "B2"], 10),
 ])
