@@ -311,11 +311,15 @@ def cmd_models(args) -> int:
         raise InputError(f"--backend {args.backend!r} is not a known backend; known: {', '.join(list_backends())}")
     from .models import list_models
 
-    report = check_models(list_models(), backend=args.backend)
+    # each model on its own: "auto" names the backend an export of that model would use
+    report = [r for m in list_models() for r in check_models([m], backend=args.backend)]
     if args.json:
         print(json.dumps([r.to_dict() for r in report]))
         return 0
-    print(f"models on backend {report[0].backend!r} (READY: libraries, weights, backend, sensor and "
+    backends = sorted({r.backend for r in report})
+    where = repr(backends[0]) if len(backends) == 1 else \
+        f"{args.backend!r} (for each model the one it picks: {', '.join(backends)})"
+    print(f"models on backend {where} (READY: libraries, weights, backend, sensor and "
           f"credentials all pass)" if report else "no models registered")
     for r in report:
         try:
@@ -323,7 +327,8 @@ def cmd_models(args) -> int:
         except Exception as exc:  # a plugin that cannot describe itself still gets listed
             summary = f"(cannot describe: {exc})"
         mark = "READY" if r.ready else "not ready"
-        print(f"{r.model:14s} {mark:9s}  {summary}")
+        on = f" [{r.backend}]" if len(backends) > 1 else ""
+        print(f"{r.model:14s} {mark:9s}  {summary}{on}")
         for p in r.problems + r.warnings:
             print(f"{'':14s} {'':9s}  - {' '.join(p.split())}")
     return 0
