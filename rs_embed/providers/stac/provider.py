@@ -485,6 +485,12 @@ class StacProvider(Provider):
                 "collections": dict(self.collections)}
 
 
+#: how long past the deadline a fetch waits for reads still running (less than the
+#: engine's grace, :func:`rs_embed.export.workers.grace_s`, so the provider's own
+#: FetchTimeout comes first)
+_OVERRUN_S = 0.25
+
+
 class ReadPool:
     """Daemon threads running the reads of patches, shared by a provider's fetches.
 
@@ -514,9 +520,11 @@ class ReadPool:
             job.run()
 
     def run(self, fns: Sequence[Callable[[], Any]], budget: FetchBudget) -> list:
-        """``[fn() for fn in fns]`` on the pool (in order; the first error is raised)."""
-        if len(fns) == 1:
-            return [fns[0]()]
+        """``[fn() for fn in fns]`` on the pool (in order; the first error is raised).
+
+        Even one read goes to the pool: GDAL gives each HTTP request of a read the time
+        left when the read began, so a read of several requests can overrun; the waiting
+        fetch gives up on it just past the deadline instead."""
         jobs = [_Job(fn) for fn in fns]
         with self._lock:
             want = min(self.size, len(self._threads) + max(0, len(jobs) - self._idle))
@@ -534,7 +542,7 @@ class ReadPool:
                     if budget.ctx.cancelled():
                         raise budget.mark(FetchCancelled(f"{budget.ctx.what} was cancelled"))
                     left = budget.remaining()
-                    if left is not None and left < -1.0:  # the reads should have timed out
+                    if left is not None and left < -_OVERRUN_S:  # the reads should have timed out
                         raise budget.mark(FetchTimeout(
                             f"{budget.ctx.what}: a read did not return within "
                             f"fetch_timeout_s={budget.ctx.timeout_s:g} s"))
