@@ -178,6 +178,7 @@ def test_ctrl_c_ends_an_export_stuck_on_a_hung_cog_server(es_api, cog_server, tm
             proc.kill()
     assert rc == 130, proc.stderr.read()
     assert took < 5, f"the process took {took:.1f} s to exit after Ctrl-C"
+    print(f"Ctrl-C with every read stuck on a hung COG server: the process exited in {took:.2f} s")
     run = json.loads((tmp_path / "x" / "rs_embed_export.json").read_text())
     assert run["stage"] == "stopped" and run["stop_error"]["type"] == "KeyboardInterrupt"
 
