@@ -74,8 +74,10 @@ def default_sensor(model: str) -> Optional[SensorSpec]:
     inputs = d.get("inputs") or {}
     if not inputs.get("collection") or not inputs.get("bands"):
         return None
-    scale = (d.get("defaults") or {}).get("scale_m") or 10
-    return SensorSpec(collection=inputs["collection"], bands=tuple(inputs["bands"]), scale_m=scale)
+    defaults = d.get("defaults") or {}
+    extra = {k: defaults[k] for k in ("cloudy_pct", "composite", "fill_value") if defaults.get(k) is not None}
+    return SensorSpec(collection=inputs["collection"], bands=tuple(inputs["bands"]),
+                      scale_m=defaults.get("scale_m") or 10, **extra)
 
 
 def _library_and_weights(status: dict, allow_download: bool) -> List[Check]:
@@ -128,32 +130,44 @@ def _backend_checks(model: str, backend: str, provider) -> List[Check]:
     return checks
 
 
-def _open(backend) -> tuple:
-    """(resolved name, provider or None, availability check)."""
-    name = _providers.resolve_backend(backend)
+def _open(backend, **request) -> tuple:
+    """(resolved name, provider or None, availability check); ``"auto"`` resolved for the
+    request (``spatials``, ``temporal``, ``sensors``) as the export would."""
+    name = _providers.resolve_backend(backend, **request)
     reason = _providers.backend_availability(name) if isinstance(backend, str) else None
     if reason:
         return name, None, Check("credentials", False, f"backend {name!r}: {reason}")
     try:
-        provider, name = _providers.open_backend(backend)
+        provider, name = _providers.open_backend(name if isinstance(backend, str) else backend)
     except RsEmbedError as exc:
         return name, None, Check("credentials", False, f"backend {name!r} cannot be opened: {exc}")
     return name, provider, Check("credentials", True, f"backend {name!r} is available")
 
 
 def check_models(models: Sequence[str], *, backend: Any = "auto",
-                 allow_download: bool = False) -> List[ModelReadiness]:
+                 allow_download: bool = False, spatials: Optional[Sequence[SpatialSpec]] = None,
+                 temporal: Optional[TemporalSpec] = None) -> List[ModelReadiness]:
     """For each model: can it run on ``backend`` here, and if not, why.
 
     Checks, in order: its libraries are installed; its default checkpoint is on disk
     (``allow_download=True`` turns a missing one into a warning); the backend is
     available (client installed, credentials found) and the model can read from it; the
-    backend holds the model's default sensor (collection and bands).
+    backend holds the model's default sensor (collection and bands). ``backend="auto"``
+    is resolved as ``export_batch`` resolves it for these models (their default sensors)
+    and, when given, the ``spatials`` and ``temporal`` of the request.
     """
     if isinstance(models, str):
         models = [models]
+    rois = None if spatials is None else [check_spatial(s, f"spatials[{i}]") for i, s in enumerate(spatials)]
+    temporal = check_temporal(temporal)
     status = {s["model"]: s for s in _models.model_status()}
-    name, provider, avail = _open(backend)
+    sensors = []
+    for m in models:
+        try:
+            sensors.append(default_sensor(_models.normalize_name(m)))
+        except RsEmbedError:  # reported per model below
+            pass
+    name, provider, avail = _open(backend, spatials=rois, temporal=temporal, sensors=sensors)
     out = []
     for m in models:
         m = _models.normalize_name(m)
@@ -179,10 +193,11 @@ def check_coverage(spatials: Sequence[SpatialSpec], *, backend: Any = "auto",
     temporal = check_temporal(temporal)
     if sensor is None and model is not None:
         sensor = default_sensor(model)
-    name = _providers.resolve_backend(backend)
+    name = _providers.resolve_backend(backend, spatials=rois, temporal=temporal,
+                                      sensors=[sensor] if sensor is not None else None)
     if isinstance(backend, str) and _providers.backend_availability(name):
         return [None] * len(rois)
-    provider, _ = _providers.open_backend(backend)
+    provider, _ = _providers.open_backend(name if isinstance(backend, str) else backend)
     return list(provider.coverage_fraction(rois, temporal, sensor))
 
 
