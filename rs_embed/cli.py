@@ -268,18 +268,21 @@ def cmd_inspect(args) -> int:
         sensor = dataclasses.replace(sensor, check_save_dir=args.save_dir)
     from .providers import resolve_backend
 
+    spatial = PointBuffer(args.lon, args.lat, args.buffer_m)
     fallback = None
-    if resolve_backend(args.backend) == "local":  # the embedded scene's date window
+    if _temporal(args) is None:  # no window given: the embedded scene's, where local serves the point
         from . import sample
 
-        fallback = sample.TEMPORAL
+        if resolve_backend(args.backend, spatials=[spatial], temporal=sample.TEMPORAL,
+                           sensors=[sensor]) == "local":
+            fallback = sample.TEMPORAL
     value_range = None
     if args.value_range:
         parts = args.value_range.split(",")
         if len(parts) != 2:
             raise InputError(f"--value-range must be LOW,HIGH, got {args.value_range!r}")
         value_range = (_num(parts[0], "--value-range low"), _num(parts[1], "--value-range high"))
-    rep = inspect_provider_patch(spatial=PointBuffer(args.lon, args.lat, args.buffer_m),
+    rep = inspect_provider_patch(spatial=spatial,
                                  temporal=_temporal(args, fallback), sensor=sensor, backend=args.backend,
                                  name=args.name, value_range=value_range)
     if args.json:
@@ -308,11 +311,15 @@ def cmd_models(args) -> int:
         raise InputError(f"--backend {args.backend!r} is not a known backend; known: {', '.join(list_backends())}")
     from .models import list_models
 
-    report = check_models(list_models(), backend=args.backend)
+    # each model on its own: "auto" names the backend an export of that model would use
+    report = [r for m in list_models() for r in check_models([m], backend=args.backend)]
     if args.json:
         print(json.dumps([r.to_dict() for r in report]))
         return 0
-    print(f"models on backend {report[0].backend!r} (READY: libraries, weights, backend, sensor and "
+    backends = sorted({r.backend for r in report})
+    where = repr(backends[0]) if len(backends) == 1 else \
+        f"{args.backend!r} (for each model the one it picks: {', '.join(backends)})"
+    print(f"models on backend {where} (READY: libraries, weights, backend, sensor and "
           f"credentials all pass)" if report else "no models registered")
     for r in report:
         try:
@@ -320,7 +327,8 @@ def cmd_models(args) -> int:
         except Exception as exc:  # a plugin that cannot describe itself still gets listed
             summary = f"(cannot describe: {exc})"
         mark = "READY" if r.ready else "not ready"
-        print(f"{r.model:14s} {mark:9s}  {summary}")
+        on = f" [{r.backend}]" if len(backends) > 1 else ""
+        print(f"{r.model:14s} {mark:9s}  {summary}{on}")
         for p in r.problems + r.warnings:
             print(f"{'':14s} {'':9s}  - {' '.join(p.split())}")
     return 0
@@ -379,7 +387,8 @@ def build_parser() -> argparse.ArgumentParser:
     dst.add_argument("--no-embeddings", action="store_true", help="do not save the embeddings")
     run = e.add_argument_group("how")
     run.add_argument("--backend", default="auto",
-                     help="imagery provider: auto (default: Earth Engine when set up, else local), local, gee")
+                     help="imagery provider: auto (default: local when it covers the request, else Earth "
+                          "Engine when set up, else earth-search), local, gee, earth-search, ...")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     run.add_argument("--workers", type=int, default=8, metavar="N", help="concurrent fetches (default 8)")
     run.add_argument("--chunk-size", type=int, default=16, metavar="N",
@@ -421,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--start", metavar="YYYY-MM-DD")
     i.add_argument("--end", metavar="YYYY-MM-DD")
     i.add_argument("--year", type=int, metavar="YYYY")
-    i.add_argument("--backend", default="auto", help="auto (default), local or gee")
+    i.add_argument("--backend", default="auto", help="auto (default), local, gee, earth-search, ...")
     i.add_argument("--name", default="patch", help="name used in the report and quicklook file")
     i.add_argument("--value-range", metavar="LOW,HIGH", help="expected value range")
     i.add_argument("--save-dir", metavar="DIR", help="write a quicklook PNG there")

@@ -74,8 +74,10 @@ def default_sensor(model: str) -> Optional[SensorSpec]:
     inputs = d.get("inputs") or {}
     if not inputs.get("collection") or not inputs.get("bands"):
         return None
-    scale = (d.get("defaults") or {}).get("scale_m") or 10
-    return SensorSpec(collection=inputs["collection"], bands=tuple(inputs["bands"]), scale_m=scale)
+    defaults = d.get("defaults") or {}
+    extra = {k: defaults[k] for k in ("cloudy_pct", "composite", "fill_value") if defaults.get(k) is not None}
+    return SensorSpec(collection=inputs["collection"], bands=tuple(inputs["bands"]),
+                      scale_m=defaults.get("scale_m") or 10, **extra)
 
 
 def _library_and_weights(status: dict, allow_download: bool) -> List[Check]:
@@ -130,32 +132,66 @@ def _backend_checks(model: str, backend: str, provider) -> List[Check]:
     return checks
 
 
-def _open(backend) -> tuple:
-    """(resolved name, provider or None, availability check)."""
-    name = _providers.resolve_backend(backend)
-    reason = _providers.backend_availability(name) if isinstance(backend, str) else None
-    if reason:
-        return name, None, Check("credentials", False, f"backend {name!r}: {reason}")
+def _open(backend, embedders=(), **request) -> tuple:
+    """(resolved name, provider or None, availability check); ``"auto"`` resolved for the
+    request (``spatials``, ``temporal``, ``sensors``) as the export would, precomputed
+    products among ``embedders`` routed to their own providers as the export routes them."""
+    from .providers.routing import product_of, product_providers
+
+    products = product_providers(embedders)
+    names = list(products)
+    if not embedders or not all(product_of(e) for e in embedders):  # an imagery backend too
+        sensors = request.get("sensors")
+        if sensors is not None and embedders:
+            request = {**request, "sensors": [s for s, e in zip(sensors, embedders) if not product_of(e)]}
+        base = _providers.resolve_backend(backend, **request)
+        names = [base] + [n for n in products if n != base]
+    name = "+".join(names)
+    if isinstance(backend, str):
+        for n in names:
+            reason = _providers.backend_availability(n)
+            if reason:
+                return name, None, Check("credentials", False, f"backend {n!r}: {reason}")
     try:
-        provider, name = _providers.open_backend(backend)
+        if isinstance(backend, str):
+            provider, name = _providers.open_backend(names[0] if len(names) == 1 else backend,
+                                                     list(embedders), **request)
+        else:
+            provider, name = _providers.open_backend(backend)
     except RsEmbedError as exc:
         return name, None, Check("credentials", False, f"backend {name!r} cannot be opened: {exc}")
     return name, provider, Check("credentials", True, f"backend {name!r} is available")
 
 
 def check_models(models: Sequence[str], *, backend: Any = "auto",
-                 allow_download: bool = False) -> List[ModelReadiness]:
+                 allow_download: bool = False, spatials: Optional[Sequence[SpatialSpec]] = None,
+                 temporal: Optional[TemporalSpec] = None) -> List[ModelReadiness]:
     """For each model: can it run on ``backend`` here, and if not, why.
 
     Checks, in order: its libraries are installed; its default checkpoint is on disk
     (``allow_download=True`` turns a missing one into a warning); the backend is
     available (client installed, credentials found) and the model can read from it; the
-    backend holds the model's default sensor (collection and bands).
+    backend holds the model's default sensor (collection and bands). ``backend="auto"``
+    is resolved as ``export_batch`` resolves it for these models (their default sensors)
+    and, when given, the ``spatials`` and ``temporal`` of the request.
     """
     if isinstance(models, str):
         models = [models]
+    rois = None if spatials is None else [check_spatial(s, f"spatials[{i}]") for i, s in enumerate(spatials)]
+    temporal = check_temporal(temporal)
+    from .providers.routing import backend_name_for
+
     status = {s["model"]: s for s in _models.model_status()}
-    name, provider, avail = _open(backend)
+    sensors, described = [], []
+    for m in models:
+        try:
+            name = _models.normalize_name(m)
+            d = _models.describe_model(name)
+        except RsEmbedError:  # reported per model below
+            continue
+        sensors.append(default_sensor(name))
+        described.append(SimpleNamespace(name=name, capabilities=lambda d=d: d))
+    name, provider, avail = _open(backend, described, spatials=rois, temporal=temporal, sensors=sensors)
     out = []
     for m in models:
         m = _models.normalize_name(m)
@@ -163,7 +199,9 @@ def check_models(models: Sequence[str], *, backend: Any = "auto",
         r.checks.extend(_library_and_weights(status.get(m, {}), allow_download))
         r.checks.append(avail)
         if not any(c.ok is False and c.name == "installed" for c in r.checks):
-            r.checks.extend(_backend_checks(m, name, provider))
+            # each model against the backend its input is routed to
+            routed = backend_name_for(provider, name, default_sensor(m)) if provider is not None else name
+            r.checks.extend(_backend_checks(m, routed, provider))
         out.append(r)
     return out
 
@@ -181,10 +219,11 @@ def check_coverage(spatials: Sequence[SpatialSpec], *, backend: Any = "auto",
     temporal = check_temporal(temporal)
     if sensor is None and model is not None:
         sensor = default_sensor(model)
-    name = _providers.resolve_backend(backend)
+    name = _providers.resolve_backend(backend, spatials=rois, temporal=temporal,
+                                      sensors=[sensor] if sensor is not None else None)
     if isinstance(backend, str) and _providers.backend_availability(name):
         return [None] * len(rois)
-    provider, _ = _providers.open_backend(backend)
+    provider, _ = _providers.open_backend(name if isinstance(backend, str) else backend)
     return list(provider.coverage_fraction(rois, temporal, sensor))
 
 

@@ -243,12 +243,22 @@ class ExportPanel(W.VBox):
 
     # --------------------------------------------------------------- readiness
     def readiness_report(self) -> list:
-        """:func:`rs_embed.check_models` for the selected models and backend (cached)."""
-        key = (tuple(self.models_w.value), self.backend_w.value, self.allow_download)
+        """:func:`rs_embed.check_models` for the selected models and backend (cached); for
+        ``"auto"`` with the ROIs and window, so it names the backend the export will use."""
+        request: Dict[str, Any] = {}
+        if self.backend_w.value == "auto":
+            try:
+                spatials, _ = self.rois()
+                request = {"spatials": spatials or None, "temporal": self.temporal()}
+            except (RsEmbedError, ValueError):
+                request = {}
+        key = (tuple(self.models_w.value), self.backend_w.value, self.allow_download,
+               repr(sorted(request.items())))
         if key not in self._ready_cache:
             try:
                 self._ready_cache[key] = rs_embed.check_models(list(key[0]), backend=key[1],
-                                                               allow_download=self.allow_download)
+                                                               allow_download=self.allow_download,
+                                                               **request)
             except (RsEmbedError, ValueError, OSError) as exc:
                 self._ready_cache[key] = [exc]
         return self._ready_cache[key]

@@ -65,8 +65,9 @@ def export_batch(
     leaves the output folder as it was). Returns the list of per-point manifests
     (per_item) or the combined manifest (combined).
 
-    ``backend="gee"`` is the reference default; ``"auto"`` picks Earth Engine when it
-    is set up and the local provider (embedded sample and your rasters) otherwise.
+    ``backend="gee"`` is the reference default; ``"auto"`` picks the local provider
+    when its catalog covers the request, else Earth Engine when it is set up, else
+    Earth Search (:func:`rs_embed.providers.resolve_backend`).
     Additions to the reference signature: ``target`` / ``config`` (request objects),
     ``modality`` (for every model; ``ExportModelRequest(modality=...)`` per model),
     ``progress(done, total, desc)`` (a callback on each exported point), ``cancel`` (a

@@ -94,12 +94,16 @@ def set_default_backend(name: Optional[str]) -> None:
 
 def resolve_backend(backend: Union[str, Provider], *, spatials: Optional[Sequence] = None,
                     temporal=None, sensors: Optional[Sequence] = None) -> str:
-    """Turn ``"auto"`` into a concrete provider name.
+    """Turn ``"auto"`` into a concrete provider name: the one rule every entry point uses.
 
-    With the request (``spatials``, ``temporal``, ``sensors``) ``"auto"`` picks, in
-    order: ``local`` when its catalog covers every ROI for every sensor, ``gee`` when
-    Earth Engine is set up, then ``earth-search`` (public STAC, no account); the choice
-    is named once in a warning. Without the request: ``gee`` when set up, else ``local``.
+    ``"auto"`` is the backend set with :func:`set_default_backend` when there is one;
+    otherwise, for the request (``spatials``, ``temporal``, ``sensors``: whatever the
+    caller knows of it), the first of: ``local`` when its catalog covers the request
+    (every ROI in the window for every sensor; without ROIs, a catalog holding every
+    sensor's collection and bands; with nothing asked, ``local``), ``gee`` when Earth
+    Engine is set up, ``earth-search`` (public STAC, no account; needs the ``stac``
+    extra), else ``local``. A choice other than a covering local catalog is named once
+    per process in a warning saying why.
     """
     if isinstance(backend, Provider):
         return backend.name
@@ -109,14 +113,10 @@ def resolve_backend(backend: Union[str, Provider], *, spatials: Optional[Sequenc
         return backend
     if _default_backend is not None:
         return _default_backend
-    if spatials is not None and sensors:
-        return _auto_for_request(list(spatials), temporal, [s for s in sensors if s is not None])
-    status = _gee_status()
-    if status is True:
-        return "gee"
-    if status:  # installed but not usable: say why, once per process
-        _warn_auto_once(f"backend='auto' uses the local provider: {status}")
-    return "local"
+    choice, why = auto_choice(spatials=spatials, temporal=temporal, sensors=sensors)
+    if why:
+        _warn_auto_once(f"backend='auto' uses {choice!r}: {why}")
+    return choice
 
 
 def _gee_status():
@@ -130,6 +130,11 @@ def _gee_status():
 def _local_covers(spatials, temporal, sensors) -> bool:
     try:
         local = get_provider("local")
+        if spatials is None:  # what the catalog holds: collections and bands
+            return all(local.check_sensor(s) is None for s in sensors)
+        if not sensors:
+            fractions = local.coverage_fraction(list(spatials), temporal, None)
+            return all(f is not None and f >= 1.0 for f in fractions)
         for sensor in sensors:
             for roi in spatials:
                 local.select(roi, temporal, sensor)
@@ -138,27 +143,26 @@ def _local_covers(spatials, temporal, sensors) -> bool:
     return True
 
 
-def _auto_for_request(spatials, temporal, sensors) -> str:
-    """``local`` if it covers the request, then ``gee`` if set up, then ``earth-search``."""
+def auto_choice(*, spatials: Optional[Sequence] = None, temporal=None,
+                sensors: Optional[Sequence] = None) -> Tuple[str, Optional[str]]:
+    """``(backend, why)`` that ``"auto"`` picks for this request, without warning; ``why``
+    is None when the local catalog covers it (see :func:`resolve_backend`)."""
+    sensors = [s for s in (sensors or []) if s is not None]
+    if spatials is None and not sensors:
+        return "local", None
     if _local_covers(spatials, temporal, sensors):
-        return "local"
+        return "local", None
     status = _gee_status()
     if status is True:
-        choice, why = "gee", "the local catalog does not cover the request; Earth Engine is set up"
-    else:
-        import importlib.util
+        return "gee", "the local catalog does not cover the request; Earth Engine is set up"
+    import importlib.util
 
-        gee_why = status or "earthengine-api is not installed"
-        if importlib.util.find_spec("pystac_client") is not None:
-            choice = "earth-search"
-            why = (f"the local catalog does not cover the request and Earth Engine is not usable "
-                   f"({gee_why}); reading the public STAC API instead")
-        else:
-            choice = "local"
-            why = (f"the local catalog does not cover the request, Earth Engine is not usable "
-                   f"({gee_why}) and the STAC backends need pip install 'rs_embed[stac]'")
-    _warn_auto_once(f"backend='auto' uses {choice!r}: {why}")
-    return choice
+    gee_why = status or "earthengine-api is not installed"
+    if importlib.util.find_spec("pystac_client") is not None:
+        return "earth-search", (f"the local catalog does not cover the request and Earth Engine is not "
+                                f"usable ({gee_why}); reading the public STAC API instead")
+    return "local", (f"the local catalog does not cover the request, Earth Engine is not usable "
+                     f"({gee_why}) and the STAC backends need pip install 'rs_embed[stac]'")
 
 
 _warned: set = set()
@@ -212,4 +216,4 @@ def open_backend(backend: Union[str, Provider] = "auto", embedders: Sequence = (
 
 __all__ = ["Patch", "Provider", "ProviderError", "register_provider", "list_providers",
            "backend_availability",
-           "get_provider", "open_backend", "resolve_backend", "set_default_backend"]
+           "get_provider", "open_backend", "resolve_backend", "auto_choice", "set_default_backend"]

@@ -25,7 +25,8 @@ from ..specs import SensorSpec, SpatialSpec, TemporalSpec
 from .base import Patch, Provider
 
 
-def _product_of(embedder) -> Optional[str]:
+def product_of(embedder) -> Optional[str]:
+    """The product provider an embedder reads from (None: the imagery backend serves it)."""
     caps = embedder.capabilities() if hasattr(embedder, "capabilities") else embedder.describe()
     return caps.get("provider") if caps.get("type") == "precomputed" else None
 
@@ -34,7 +35,7 @@ def product_providers(embedders: Sequence) -> List[str]:
     """Names of the product providers the given embedders read from, in first-use order."""
     names: List[str] = []
     for e in embedders:
-        name = _product_of(e)
+        name = product_of(e)
         if name and name not in names:
             names.append(name)
     return names
@@ -163,7 +164,7 @@ def route_products(resolve_base: Callable[[Optional[List[SensorSpec]]], str], em
     looks for no Earth Engine credentials and no local catalog).
     """
     names = product_providers(embedders)
-    if names and all(_product_of(e) is not None for e in embedders):  # products only
+    if names and all(product_of(e) is not None for e in embedders):  # products only
         if len(names) == 1:
             return get_provider(names[0]), names[0]
         router = ProductRouter(get_provider(names[0]), names[0], {n: get_provider(n) for n in names[1:]})
@@ -187,4 +188,4 @@ def backend_name_for(provider: Provider, backend_name: str, sensor: Optional[Sen
     return backend_name
 
 
-__all__ = ["ProductRouter", "route_products", "product_providers", "backend_name_for"]
+__all__ = ["ProductRouter", "route_products", "product_providers", "product_of", "backend_name_for"]

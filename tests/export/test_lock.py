@@ -31,9 +31,10 @@ def _kw(prov, n=8):
                 show_progress=False)
 
 
-def _start(out, layout, n=160, latency="0.02"):
+def _start(out, layout, n=160, latency="0.02", gate=None):
+    env = dict(os.environ, CRASH_JOB_GATE=str(gate)) if gate is not None else None
     return subprocess.Popen([sys.executable, os.path.join(HERE, "crash_job.py"), str(out), layout, str(n), latency],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def _wait_for(path, proc, timeout=60):
@@ -47,7 +48,9 @@ def _wait_for(path, proc, timeout=60):
 @pytest.mark.parametrize("layout", ["per_item", "combined"])
 def test_a_second_export_fails_fast_naming_the_holder(layout, tmp_path):
     out = tmp_path / "x"
-    proc = _start(out, layout)
+    gate = tmp_path / "gate"  # the holder's fetches wait while it exists: it holds the lock for sure
+    gate.touch()
+    proc = _start(out, layout, gate=gate)
     try:
         _wait_for(_lock_file(tmp_path, layout), proc)
         prov = fakes.FakeProvider()
@@ -60,6 +63,7 @@ def test_a_second_export_fails_fast_naming_the_holder(layout, tmp_path):
         assert info.value.holder["pid"] == proc.pid
         with pytest.raises(ExportLocked):  # resume too: never two writers
             ex(_kw(prov, n=160), out=str(out), layout=layout, resume=True)
+        gate.unlink()
         assert proc.wait(120) == 0, proc.stderr.read()
     finally:
         if proc.poll() is None:

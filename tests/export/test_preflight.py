@@ -14,6 +14,7 @@ import pytest
 
 from rs_embed import BBox, PointBuffer, SensorSpec, SpecError, load_export
 from rs_embed.providers.local import LocalProvider
+from rs_embed.providers.stac import AlphaEarthProvider, StacProvider
 
 import fakes
 from fakes import T, ex
@@ -46,6 +47,7 @@ def finished(tmp_path_factory):
 
 
 OK = [PointBuffer(11.0, 46.0, 40)]
+DEAD_STAC = "http://127.0.0.1:9"  # nothing listens: a request would fail, not refuse
 NEAR_POLE = PointBuffer(10.0, 84.5, 100)
 
 
@@ -66,6 +68,15 @@ CASES = [
     ("unknown band", dict(backend=LocalProvider(), sensor=SensorSpec("COPERNICUS/S2_HARMONIZED",
                                                                      ("B2", "B3", "B4", "B99"))),
      r"band\(s\) 'B99' not in the local catalog"),
+    # the STAC backends decide from the sensor vocabulary: no server is needed (none answers here)
+    ("STAC unknown band", dict(backend=StacProvider(DEAD_STAC, preset="earth-search"),
+                               sensor=SensorSpec("COPERNICUS/S2_SR_HARMONIZED", ("B2", "B3", "B4", "B99"))),
+     r"collection 'sentinel-2-l2a' has no asset for band\(s\) \['B99'\]"),
+    ("STAC collection not on the API", dict(backend=StacProvider(DEAD_STAC, preset="earth-search"),
+                                            sensor=SensorSpec("COPERNICUS/S1_GRD", ("VV", "VH"))),
+     "has no collection serving 'COPERNICUS/S1_GRD'"),
+    ("AlphaEarth other collection", dict(backend=AlphaEarthProvider(DEAD_STAC + "/aef_index.parquet")),
+     r"backend 'alphaearth' serves only 'GOOGLE/SATELLITE_EMBEDDING/V1/ANNUAL'"),
 ]
 LAYOUT_CASES = [(layout,) + c for c in CASES for layout in ("per_item", "combined")
                 if layout == "per_item" or "names" not in c[1]]

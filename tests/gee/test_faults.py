@@ -137,7 +137,7 @@ def test_requests_in_flight_never_exceed_the_project_limit(provider, transport):
     old = lim.limit
     lim.limit = 3
     lim.reset_peak()
-    transport.latency_s = 0.02
+    transport.latency_s = 0.15  # long enough for the 12 threads to queue at the gate, even on a loaded machine
     try:
         rois = [PointBuffer(12.0 + 0.01 * i, 42.0, 100) for i in range(12)]
         errors = []

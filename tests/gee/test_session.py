@@ -15,14 +15,19 @@ from rs_embed.providers.gee import availability, session as gee_session
 from rs_embed.providers.gee.replay import ReplayTransport
 
 
-def test_auto_falls_back_to_local_with_one_warning(no_credentials):
+def test_auto_names_why_earth_engine_is_skipped_once(no_credentials):
+    from rs_embed.specs import PointBuffer, SensorSpec
+
+    outside_local = dict(spatials=[PointBuffer(36.82, -1.29, 500)],
+                         sensors=[SensorSpec("COPERNICUS/S2_SR_HARMONIZED", ("B4",))])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert resolve_backend("auto") == "local"
-        assert resolve_backend("auto") == "local"
+        assert resolve_backend("auto", **outside_local) == "earth-search"
+        assert resolve_backend("auto", **outside_local) == "earth-search"
+        assert resolve_backend("auto") == "local"  # nothing asked: the local provider, silently
     messages = [str(w.message) for w in caught]
     assert len(messages) == 1
-    assert "earthengine authenticate" in messages[0] and "local" in messages[0]
+    assert "earthengine authenticate" in messages[0] and "'earth-search'" in messages[0]
 
 
 def test_gee_without_credentials_says_what_to_run(no_credentials):

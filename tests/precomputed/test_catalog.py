@@ -57,9 +57,23 @@ def test_status_and_cli_show_readiness_of_products():
         assert "tessera" in out.stdout and "anysat" in out.stdout
     else:
         rows = {r["model"]: r for r in json.loads(out.stdout)}
-        # readiness is per backend: on the local default, tessera's libraries are there and its
-        # own provider is named; an unavailable id says why
+        # readiness follows the export's routing: tessera is read by its own provider
+        # whatever the imagery backend; an unavailable id says why
         tessera = {c["name"]: c for c in rows["tessera"]["checks"]}
-        assert tessera["installed"]["ok"] and "backend='tessera'" in tessera["backend"]["detail"]
+        assert rows["tessera"]["backend"] == "tessera" and rows["tessera"]["ready"]
+        assert tessera["installed"]["ok"] and tessera["backend"]["detail"] == "reads from backend 'tessera'"
+        assert tessera["sensor"]["ok"]
         anysat = {c["name"]: c for c in rows["anysat"]["checks"]}
         assert not rows["anysat"]["ready"] and "not available in this release" in anysat["available"]["detail"]
+
+
+def test_readiness_of_a_mixed_request_checks_each_model_on_its_routed_backend():
+    from rs_embed.readiness import check_models
+    ok = {r.model: r for r in check_models(["rcf", "tessera"], backend="local")}
+    assert {r.backend for r in ok.values()} == {"local+tessera"}
+    assert all(r.ready for r in ok.values())
+    detail = {m: next(c.detail for c in r.checks if c.name == "backend") for m, r in ok.items()}
+    assert detail == {"rcf": "reads from backend 'local'", "tessera": "reads from backend 'tessera'"}
+    bad = {r.model: r for r in check_models(["gse", "tessera"], backend="local")}
+    assert not bad["gse"].ready and "'gse' cannot read from backend 'local'" in " ".join(bad["gse"].problems)
+    assert bad["tessera"].ready

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("pystac_client", reason="the 'stac' extra (pystac-client) is not installed")
 
 import scenes  # noqa: E402
-from servers import FAST, CogServer, StacApiServer  # noqa: E402
+from servers import FAST, CogServer, FaultProxy, StacApiServer  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +44,19 @@ def pc_api(archive, cog_server, tmp_path_factory):
     srv = StacApiServer(hrefs)
     yield srv
     srv.close()
+
+
+@pytest.fixture(scope="session")
+def front(archive, cog_server, tmp_path_factory):
+    """A fault proxy in front of an Earth Search shaped API holding the "pre" scene."""
+    proxy = FaultProxy("http://127.0.0.1:1")  # upstream set once the API is up
+    hrefs = scenes.write_items(archive, tmp_path_factory.mktemp("es-front"), "earth-search",
+                               cog_server.url, scenes=["pre"])
+    api = StacApiServer(hrefs, public_url=proxy.url)
+    proxy.upstream = api.url
+    yield proxy
+    api.close()
+    proxy.close()
 
 
 @pytest.fixture(autouse=True)

@@ -3,8 +3,9 @@
 ``StacApiServer`` runs ``rustac serve`` (installed from PyPI by ``make test``) on a
 free port with collections and items written by the tests. ``CogServer`` is a static
 HTTP server with single-range support that logs every byte range it serves (so tests
-can assert windowed reads), can be told to answer some requests with 429/503 first,
-to delay answers (replayed latency), and plays two Azure roles for Planetary
+can assert windowed reads), can be told to answer some requests with 429/503 first
+(or every one: a storm), to delay answers (replayed latency), to accept requests and
+never answer them (a hung server), and plays two Azure roles for Planetary
 Computer tests: the SAS token endpoint, and blob storage reached through it as an
 HTTP proxy (GDAL's ``GDAL_HTTP_PROXY``), refusing unsigned reads like Azure does.
 """
@@ -51,6 +52,42 @@ class Served:
     signed: bool = False
 
 
+class _Hang:
+    """Requests held without an answer: ``hold(path)`` blocks while ``path`` matches a
+    registered part (a substring, or a suffix) until :meth:`release`."""
+
+    def __init__(self, suffix: bool = False):
+        self.suffix = suffix
+        self.parts: List[str] = []
+        self.held: List[str] = []
+        self._lock = threading.Lock()
+        self._gate = threading.Event()
+
+    def add(self, part: str) -> None:
+        with self._lock:
+            self.parts.append(part)
+
+    def release(self) -> None:
+        with self._lock:
+            self.parts.clear()
+            gate, self._gate = self._gate, threading.Event()
+        gate.set()
+
+    def matches(self, path: str) -> bool:
+        with self._lock:
+            return any(path.endswith(p) if self.suffix else p in path for p in self.parts)
+
+    def hold(self, path: str) -> bool:
+        with self._lock:
+            hit = any(path.endswith(p) if self.suffix else p in path for p in self.parts)
+            if not hit:
+                return False
+            self.held.append(path)
+            gate = self._gate
+        gate.wait(600)
+        return True
+
+
 class CogServer:
     """Serves files under ``root`` on 127.0.0.1 with HTTP Range support."""
 
@@ -62,6 +99,8 @@ class CogServer:
         self.token_requests: List[str] = []
         self.token_ttl_s = 3600.0
         self._lock = threading.Lock()
+        self._hang = _Hang()
+        self._storms: Dict[str, int] = {}
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
@@ -75,6 +114,25 @@ class CogServer:
         with self._lock:
             self.faults.setdefault(path_suffix, []).extend(statuses)
 
+    def storm(self, part: str, status: int = 503) -> None:
+        """Answer every request whose path contains ``part`` with ``status`` (until reset)."""
+        with self._lock:
+            self._storms[part] = status
+
+    def hang(self, part: str) -> None:
+        """Accept every request whose path contains ``part`` and never answer it (until
+        :meth:`release` or reset): a server that stopped answering."""
+        self._hang.add(part)
+
+    def release(self) -> None:
+        """Let the hung requests go (their connections close without an answer)."""
+        self._hang.release()
+
+    @property
+    def hung(self) -> List[str]:
+        """Paths of the requests held by :meth:`hang` so far."""
+        return list(self._hang.held)
+
     def served(self, name: str) -> List[Served]:
         with self._lock:
             return [s for s in self.log if s.path.endswith(name)]
@@ -83,12 +141,16 @@ class CogServer:
         return sum(s.nbytes for s in self.served(name) if s.status in (200, 206))
 
     def reset(self) -> None:
+        self._hang.release()
+        self._hang.held.clear()
         with self._lock:
             self.log.clear()
             self.faults.clear()
+            self._storms.clear()
             self.token_requests.clear()
 
     def close(self) -> None:
+        self._hang.release()
         self._httpd.shutdown()
         self._httpd.server_close()
 
@@ -98,6 +160,9 @@ class CogServer:
             for suffix, statuses in self.faults.items():
                 if path.endswith(suffix) and statuses:
                     return statuses.pop(0)
+            for part, status in self._storms.items():
+                if part in path:
+                    return status
         return None
 
     def _record(self, entry: Served) -> None:
@@ -159,6 +224,9 @@ class CogServer:
                 if self.path.startswith("/api/sas/v1/token/"):
                     return self._token(self.path)
                 file, logical, signed, blob = self._resolve()
+                if server._hang.hold(logical):
+                    self.close_connection = True
+                    return
                 fault = server._fault(logical)
                 if fault is not None:
                     server._record(Served(self.command, logical, None, None, fault, 0, signed))
@@ -203,8 +271,10 @@ class FaultProxy:
     """A reverse proxy on 127.0.0.1 in front of a STAC API, answering chosen requests itself.
 
     ``fail_next(path_suffix, *statuses)`` makes the next requests whose path ends so get
-    those statuses (with a JSON error body); ``delay_next(path_suffix, seconds)`` holds
-    the next one back (a slow server). Every forwarded or refused request is logged.
+    those statuses (with a JSON error body), ``storm(path_suffix, status)`` every one;
+    ``delay_next(path_suffix, seconds)`` holds the next one back (a slow server),
+    ``hang(path_suffix)`` holds every one for ever (a server that accepts and never
+    answers). Every forwarded, refused or held request is logged.
     """
 
     def __init__(self, upstream: str):
@@ -212,6 +282,8 @@ class FaultProxy:
         self.log: List[tuple] = []
         self.faults: Dict[str, List[int]] = {}
         self.delays: Dict[str, List[float]] = {}
+        self.storms: Dict[str, int] = {}
+        self._hang = _Hang(suffix=True)
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._httpd.daemon_threads = True
@@ -227,17 +299,31 @@ class FaultProxy:
         with self._lock:
             self.delays.setdefault(suffix, []).extend(seconds)
 
+    def storm(self, suffix: str, status: int = 503) -> None:
+        with self._lock:
+            self.storms[suffix] = status
+
+    def hang(self, suffix: str) -> None:
+        self._hang.add(suffix)
+
+    def release(self) -> None:
+        self._hang.release()
+
     def requests_to(self, suffix: str) -> List[tuple]:
         with self._lock:
             return [r for r in self.log if r[1].split("?")[0].endswith(suffix)]
 
     def reset(self) -> None:
+        self._hang.release()
+        self._hang.held.clear()
         with self._lock:
             self.log.clear()
             self.faults.clear()
             self.delays.clear()
+            self.storms.clear()
 
     def close(self) -> None:
+        self._hang.release()
         self._httpd.shutdown()
         self._httpd.server_close()
 
@@ -246,6 +332,10 @@ class FaultProxy:
             for suffix, queue in table.items():
                 if path.split("?")[0].endswith(suffix) and queue:
                     return queue.pop(0)
+            if table is self.faults:
+                for suffix, status in self.storms.items():
+                    if path.split("?")[0].endswith(suffix):
+                        return status
         return None
 
     def _handler(self):
@@ -262,6 +352,12 @@ class FaultProxy:
 
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                if proxy._hang.matches(self.path.split("?")[0]):
+                    with proxy._lock:
+                        proxy.log.append((method, self.path, None))
+                    proxy._hang.hold(self.path.split("?")[0])
+                    self.close_connection = True
+                    return
                 delay = proxy._pop(proxy.delays, self.path)
                 if delay:
                     time.sleep(delay)

@@ -124,3 +124,45 @@ def test_readiness_knows_the_stac_backends_without_a_request():
     assert es.check_sensor(SensorSpec("COPERNICUS/S2_SR_HARMONIZED", ("B4", "B8"))) is None
     assert "requester-pays" in es.check_sensor(SensorSpec("COPERNICUS/S2_HARMONIZED", ("B4",)))
     assert es.search.requests == 0
+
+
+@pytest.mark.parametrize("where", ["inside the local catalog", "outside it"])
+def test_every_entry_point_resolves_auto_alike(where, no_earth_engine, earth_search_here, tmp_path):
+    """export_batch, get_embedding, get_embeddings_batch, inspect and check_models pick the
+    same backend for the same request, and the choice is named in one warning at most."""
+    import rs_embed
+    from test_provider import ROI
+
+    inside = where.startswith("inside")
+    t, modality = (sample.TEMPORAL, None) if inside else (window("post"), "s2_l2a")
+    expect = "local" if inside else "earth-search"
+    roi2 = PointBuffer(ROI.lon + 0.003, ROI.lat, ROI.buffer_m)
+    kw = dict(temporal=t, modality=modality, backend="auto", device="cpu")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        exported = export_batch(spatials=[ROI, roi2], models=[ExportModelRequest("rcf", modality=modality)],
+                                out=str(tmp_path / "x"), layout="per_item", show_progress=False,
+                                temporal=t, backend="auto", device="cpu")
+        one = rs_embed.get_embedding("rcf", spatial=ROI, **kw)
+        many = rs_embed.get_embeddings_batch("rcf", spatials=[ROI, roi2], **kw)
+        sensor = rs_embed.describe_model("rcf")["inputs"]
+        s = SensorSpec(sensor["collection"] if inside else "COPERNICUS/S2_SR_HARMONIZED", ("B4", "B8"),
+                       cloudy_pct=100)
+        inspected = rs_embed.inspect_provider_patch(spatial=ROI, temporal=t, sensor=s, backend="auto")
+        ready = rs_embed.check_models(["rcf"], backend="auto", spatials=[ROI, roi2], temporal=t)
+    names = {exported[0]["backend"], exported[1]["backend"], one.meta["backend"],
+             *(e.meta["backend"] for e in many), inspected["backend"], ready[0].backend}
+    assert names == {expect}
+    assert json.loads((tmp_path / "x" / "p00000.json").read_text())["backend"] == expect
+    auto = [str(w.message) for w in caught if "backend='auto'" in str(w.message)]
+    assert auto == ([] if inside else [auto[0]]) and (inside or "'earth-search'" in auto[0])
+
+
+def test_check_models_without_rois_asks_what_the_catalog_holds(no_earth_engine, earth_search_here):
+    import rs_embed
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the local catalog holds rcf's sensor: no warning
+        assert rs_embed.check_models(["rcf"], backend="auto")[0].backend == "local"
+    with pytest.warns(UserWarning, match="backend='auto' uses 'earth-search'"):
+        assert rs_embed.check_models(["gse"], backend="auto")[0].backend == "earth-search"

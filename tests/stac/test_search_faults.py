@@ -6,22 +6,8 @@ import time
 
 import pytest
 
-import scenes
 from rs_embed.errors import ProviderError
-from servers import FaultProxy, StacApiServer
 from test_provider import ROI, sensor, window
-
-
-@pytest.fixture(scope="module")
-def front(archive, cog_server, tmp_path_factory):
-    proxy = FaultProxy("http://127.0.0.1:1")  # upstream set once the API is up
-    hrefs = scenes.write_items(archive, tmp_path_factory.mktemp("es-front"), "earth-search",
-                               cog_server.url, scenes=["pre"])
-    api = StacApiServer(hrefs, public_url=proxy.url)
-    proxy.upstream = api.url
-    yield proxy
-    api.close()
-    proxy.close()
 
 
 def provider(front, **kw):

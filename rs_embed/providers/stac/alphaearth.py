@@ -40,7 +40,7 @@ from ...specs import SensorSpec, SpatialSpec, TemporalSpec, check_spatial, check
 from ..base import Patch, Provider
 from ..compositing import fill_invalid
 from ..gee.session import InFlightLimiter
-from .faults import RetryPolicy
+from .faults import FetchBudget, RetryPolicy, status_transient
 from .reader import WindowReader
 from .search import split_antimeridian
 
@@ -74,9 +74,29 @@ class AlphaEarthIndex:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
         self.policy = policy or RetryPolicy()
         self._rows: Optional[Dict[int, List[tuple]]] = None
+        self._identity: Optional[str] = None
         self._lock = threading.Lock()
 
-    def local_path(self) -> Path:
+    def identity(self) -> str:
+        """The index as a fingerprint records it: its URL, or a local file's name and sha1
+        (so the same index fingerprints alike wherever it lies)."""
+        if self.source.startswith(("http://", "https://")):
+            return self.source
+        if self._identity is None:
+            import hashlib
+
+            p = Path(self.source).expanduser()
+            h = hashlib.sha1()
+            try:
+                with open(p, "rb") as fh:
+                    for chunk in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(chunk)
+                self._identity = f"{p.name} sha1:{h.hexdigest()}"
+            except OSError:
+                self._identity = p.name
+        return self._identity
+
+    def local_path(self, budget: Optional[FetchBudget] = None) -> Path:
         if not self.source.startswith(("http://", "https://")):
             p = Path(self.source).expanduser()
             if not p.is_file():
@@ -86,43 +106,48 @@ class AlphaEarthIndex:
         dest = self.cache_dir / name
         if dest.is_file():
             return dest
-        self._download(dest)
+        budget = budget if budget is not None else FetchBudget(self.policy)
+        budget.call(lambda: self._download(dest, budget), self._download_error,
+                    f"downloading the AlphaEarth index {self.source}")
         return dest
 
-    def _download(self, dest: Path) -> None:
+    def _download_error(self, exc: BaseException) -> ProviderError:
+        if isinstance(exc, ProviderError):
+            return exc
+        return ProviderError(f"downloading the AlphaEarth index {self.source} failed: {exc}",
+                             transient=True)
+
+    def _download(self, dest: Path, budget: FetchBudget) -> None:
+        """One attempt (``requests``' own retries are off: the budget retries)."""
         import requests
-        from requests.adapters import HTTPAdapter
 
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.part")
-        session = requests.Session()
-        session.mount("http://", HTTPAdapter(max_retries=self.policy.urllib3_retry()))
-        session.mount("https://", HTTPAdapter(max_retries=self.policy.urllib3_retry()))
         try:
-            with session.get(self.source, stream=True, timeout=self.policy.timeout_s) as r:
+            timeout = RetryPolicy.requests_timeout(budget.request_timeout())
+            with requests.get(self.source, stream=True, timeout=timeout) as r:
                 if r.status_code >= 400:
-                    transient = r.status_code in (408, 429) or r.status_code >= 500
                     raise ProviderError(f"downloading the AlphaEarth index {self.source} failed: HTTP "
                                         f"{r.status_code}: {' '.join(r.text[:300].split())}",
-                                        transient=transient)
+                                        transient=status_transient(r.status_code))
                 with open(tmp, "wb") as fh:
                     for chunk in r.iter_content(1 << 20):
+                        budget.check()  # a slow download stops at the deadline
                         fh.write(chunk)
             os.replace(tmp, dest)
-        except ProviderError:
-            raise
-        except Exception as exc:
-            raise ProviderError(f"downloading the AlphaEarth index {self.source} failed: {exc}",
-                                transient=True) from exc
         finally:
             if tmp.exists():
                 tmp.unlink()
 
-    def _load(self) -> Dict[int, List[tuple]]:
-        with self._lock:
+    def _load(self, budget: Optional[FetchBudget] = None) -> Dict[int, List[tuple]]:
+        if self._rows is not None:
+            return self._rows
+        budget = budget if budget is not None else FetchBudget(self.policy)
+        budget.wait_lock(self._lock)  # one download; the others wait within their deadline
+        try:
             if self._rows is not None:
                 return self._rows
-            path = self.local_path()
+            path = self.local_path(budget)
             if path.suffix.lower() == ".csv":
                 with open(path, newline="", encoding="utf-8") as fh:
                     table = list(csv.DictReader(fh))
@@ -147,14 +172,17 @@ class AlphaEarthIndex:
                                                        "wgs84_north"))))
             self._rows = rows
             return rows
+        finally:
+            self._lock.release()
 
-    def years(self) -> List[int]:
-        return sorted(self._load())
+    def years(self, budget: Optional[FetchBudget] = None) -> List[int]:
+        return sorted(self._load(budget))
 
-    def tiles(self, year: int, bbox: Tuple[float, float, float, float]) -> List[Tuple[str, str]]:
+    def tiles(self, year: int, bbox: Tuple[float, float, float, float],
+              budget: Optional[FetchBudget] = None) -> List[Tuple[str, str]]:
         """``(path, utm_zone)`` of the files of ``year`` overlapping ``bbox`` (lon/lat)."""
         out = []
-        for path, zone, (w, s, e, n) in self._load().get(int(year), ()):
+        for path, zone, (w, s, e, n) in self._load(budget).get(int(year), ()):
             for tw, ts, te, tn in split_antimeridian(bbox):
                 if w < te and tw < e and s < tn and ts < n:
                     out.append((path, zone))
@@ -174,9 +202,12 @@ class AlphaEarthProvider(Provider):
     ``aef_index.parquet``); ``href_rewrite``: prefix replacements applied to index paths
     (default: Source Cooperative's S3 bucket to its public HTTPS endpoint);
     ``cache_dir``: where the index is kept (default ``~/.cache/rs_embed/alphaearth``).
+    Like the STAC provider it retries by itself: every request of a fetch (the index
+    download, each tile read) spends one :class:`~.faults.FetchBudget`.
     """
 
     name = "alphaearth"
+    retries_itself = True
 
     def __init__(self, index: Optional[str] = None, *, href_rewrite: Optional[Mapping[str, str]] = None,
                  cache_dir=None, fetch_timeout_s: float = 30.0, max_retries: int = 4,
@@ -209,6 +240,11 @@ class AlphaEarthProvider(Provider):
     def coverage(self) -> str:
         return f"AlphaEarth annual embeddings (public COGs, index {self.index.source})"
 
+    def settings(self) -> dict:
+        """What decides the pixels: the index (a URL, or a local copy by name and content)
+        and where its paths are read from."""
+        return {"index": self.index.identity(), "href_rewrite": dict(sorted(self.href_rewrite.items()))}
+
     def href(self, path: str) -> str:
         for old, new in self.href_rewrite.items():
             if path.startswith(old):
@@ -236,9 +272,10 @@ class AlphaEarthProvider(Provider):
         year = temporal.start_date.year
         grid = roi_grid(spatial, sensor.scale_m)
         bbox = grid.lonlat_bounds()
-        tiles = self.index.tiles(year, bbox)
+        budget = FetchBudget(self.policy)  # the caller's deadline and cancel, one retry budget
+        tiles = self.index.tiles(year, bbox, budget)
         if not tiles:
-            years = self.index.years()
+            years = self.index.years(budget)
             span = f"{years[0]}..{years[-1]}" if years else "none"
             raise ProviderError(
                 f"no AlphaEarth file of {year} covers {spatial!r} (lon {bbox[0]:.4f}..{bbox[2]:.4f}, "
@@ -255,7 +292,8 @@ class AlphaEarthProvider(Provider):
             if not holes.any():
                 break
             stats = self.reader.read(self.href(path), grid, buf, resampling="nearest",
-                                     nodata=GSE_PUBLIC_COGS.nodata, overview_ok=False, indexes=idx)
+                                     nodata=GSE_PUBLIC_COGS.nodata, overview_ok=False, indexes=idx,
+                                     budget=budget)
             got = np.isfinite(buf).all(axis=0) & holes
             if got.any():
                 data[:, got] = buf[:, got]
@@ -271,6 +309,7 @@ class AlphaEarthProvider(Provider):
                 "n_scenes": len(used), "resampling": {"*": "nearest"},
                 "dequantisation": GSE_PUBLIC_COGS.quantisation, **filled,
                 "source_pixels_read": int(pixels),
+                "requests": {"attempts": budget.sent, "retries": budget.retries},
                 "licence": GSE_PUBLIC_COGS.attribution}
         return Patch(data=np.ascontiguousarray(data), bands=tuple(sensor.bands), grid=grid, meta=meta,
                      valid=valid)

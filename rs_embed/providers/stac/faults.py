@@ -1,20 +1,32 @@
-"""How STAC and COG requests fail, and which failures are worth another try.
+"""How STAC and COG requests fail, which failures are worth another try, and how long
+a fetch may spend on them.
 
-One policy for both halves of a STAC fetch: the API search (``requests`` under
-pystac-client, retried by urllib3) and the pixel reads (GDAL's ``/vsicurl/``, retried
-by GDAL itself). HTTP 429 and 5xx, timeouts and dropped connections are retried with
-exponential, jittered backoff (both libraries jitter: urllib3's ``backoff_jitter``,
-GDAL's random factor in ``CPLHTTPGetNewRetryDelay``); every other 4xx fails at once
-with the server's own message, because asking again cannot help.
+One layer of retries for every request of a STAC fetch, in Python: the API requests
+(``requests`` under pystac-client), the pixel reads (GDAL's ``/vsicurl/``), the
+AlphaEarth index download and Planetary Computer's token requests. The libraries' own
+retries are off (urllib3 ``Retry(0)``, ``GDAL_HTTP_MAX_RETRY=0``), so nothing retries
+underneath, and the provider declares ``retries_itself``, so the export engine does not
+repeat a fetch on top. All requests of one fetch share one :class:`FetchBudget`: its
+``max_retries`` retries in all, and the deadline and cancel event of the caller's
+:class:`~rs_embed.providers.base.FetchContext` (each request's timeout is what is left,
+never more; a backoff that would end past the deadline is not started). HTTP 429 and
+5xx, timeouts and dropped connections are retried with exponential, jittered backoff;
+every other 4xx fails at once with the server's own message, because asking again
+cannot help.
 """
 
 from __future__ import annotations
 
+import random
 import re
+import threading
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple, TypeVar
 
 from ...errors import ProviderError, SpecError
+from ..base import FetchCancelled, FetchContext, FetchTimeout, current_fetch
+
+T = TypeVar("T")
 
 #: statuses that mean "try again later"
 RETRY_STATUSES: Tuple[int, ...] = (408, 429, 500, 502, 503, 504)
@@ -49,29 +61,129 @@ class RetryPolicy:
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0:
             raise SpecError(f"fetch_timeout_s must be a number > 0 seconds, got {t!r}")
 
-    def urllib3_retry(self):
-        """The ``urllib3.Retry`` pystac-client's session mounts (POST searches included)."""
-        from urllib3.util.retry import Retry
+    def delay(self, attempt: int, rng: random.Random, retry_after: Optional[float] = None) -> float:
+        """Seconds to wait before retry ``attempt`` (0-based): "equal jitter" around
+        ``base_s * 2**attempt`` (never zero, never in lockstep), at least ``Retry-After``."""
+        d = min(self.cap_s, self.base_s * (2 ** attempt))
+        wait = d / 2.0 + rng.uniform(0.0, d / 2.0)
+        if retry_after is not None:
+            wait = max(wait, min(self.cap_s, retry_after))
+        return wait
 
-        return Retry(total=self.max_retries, connect=self.max_retries, read=self.max_retries,
-                     status=self.max_retries, backoff_factor=self.base_s,
-                     backoff_jitter=self.base_s, backoff_max=self.cap_s,
-                     status_forcelist=RETRY_STATUSES, allowed_methods=None,
-                     respect_retry_after_header=True, raise_on_status=False)
-
-    def gdal_options(self) -> Dict[str, str]:
-        """GDAL's own retry and timeout settings for one read."""
+    @staticmethod
+    def gdal_options(timeout_s: float) -> Dict[str, str]:
+        """GDAL's settings for one read attempt: no retries of its own (this layer retries),
+        and the request timeout ``timeout_s`` (what is left of the fetch)."""
         return {
-            "GDAL_HTTP_MAX_RETRY": str(self.max_retries),
-            "GDAL_HTTP_RETRY_DELAY": f"{max(self.base_s, 0.001):g}",
-            "GDAL_HTTP_RETRY_CODES": ",".join(str(s) for s in RETRY_STATUSES),
-            "GDAL_HTTP_TIMEOUT": f"{self.timeout_s:g}",
-            "GDAL_HTTP_CONNECTTIMEOUT": f"{min(self.timeout_s, 10.0):g}",
+            "GDAL_HTTP_MAX_RETRY": "0",
+            "GDAL_HTTP_TIMEOUT": f"{max(timeout_s, 0.001):.3f}",
+            "GDAL_HTTP_CONNECTTIMEOUT": f"{max(min(timeout_s, 10.0), 0.001):.3f}",
         }
+
+    @staticmethod
+    def requests_timeout(timeout_s: float) -> Tuple[float, float]:
+        """``requests``' (connect, read) timeout for one attempt."""
+        return (max(min(timeout_s, 10.0), 0.001), max(timeout_s, 0.001))
 
     def to_dict(self) -> dict:
         return {"max_retries": self.max_retries, "retry_base_s": self.base_s,
                 "retry_cap_s": self.cap_s, "fetch_timeout_s": self.timeout_s}
+
+
+class FetchBudget:
+    """What one fetch may still spend, shared by every request it sends (thread-safe).
+
+    ``ctx`` is the caller's :class:`FetchContext` (default: :func:`current_fetch` of the
+    calling thread); pass the budget to helper threads, which do not see the caller's
+    context. :meth:`call` runs one request with retries; :attr:`sent` counts the
+    attempts of the whole fetch and :attr:`retries` the retries taken.
+    """
+
+    def __init__(self, policy: RetryPolicy, ctx: Optional[FetchContext] = None,
+                 rng: Optional[random.Random] = None):
+        self.policy = policy
+        self.ctx = ctx if ctx is not None else current_fetch()
+        self._rng = rng or random.Random()
+        self._left = policy.max_retries
+        self._lock = threading.Lock()
+        self.sent = 0
+        self.retries = 0
+
+    # -- time ----------------------------------------------------------------------
+    def check(self) -> None:
+        """Raise ``FetchCancelled`` / ``FetchTimeout`` when the fetch must stop."""
+        self.ctx.check()
+
+    def remaining(self) -> Optional[float]:
+        return self.ctx.remaining()
+
+    def request_timeout(self) -> float:
+        """The timeout of a request sent now: the policy's, shortened to the deadline
+        (raises when the fetch is cancelled or out of time)."""
+        return min(self.policy.timeout_s, self.ctx.request_timeout())
+
+    def wait_lock(self, lock: threading.Lock) -> None:
+        """Acquire ``lock`` (held while another thread sends the same request), looking at
+        the cancel event and the deadline while waiting."""
+        while not lock.acquire(timeout=0.1):
+            self.check()
+
+    # -- requests --------------------------------------------------------------------
+    def call(self, send: Callable[[], T], classify: Callable[[BaseException], ProviderError],
+             what: str) -> T:
+        """``send()`` (one request; it asks :meth:`request_timeout` right before sending),
+        retried while the error is transient, retries are left and the backoff ends
+        before the deadline. The error raised at the end carries ``attempts`` (the
+        requests this fetch sent); running out of time raises :class:`FetchTimeout`."""
+        attempt = 0
+        while True:
+            self.check()
+            with self._lock:
+                self.sent += 1
+            try:
+                return send()
+            except (FetchCancelled, FetchTimeout) as exc:
+                raise self.mark(exc)
+            except Exception as exc:  # classified below; nothing escapes untranslated
+                err = classify(exc)
+                if not err.transient:
+                    raise self.mark(err) from exc
+                left = self.remaining()
+                if left is not None and left <= 0.05:  # the request used up the fetch's time
+                    raise self.mark(FetchTimeout(
+                        f"{what}: no answer within fetch_timeout_s={self.ctx.timeout_s:g} s "
+                        f"({self.sent} attempt{'s' if self.sent > 1 else ''}): {err}")) from exc
+                delay = self.policy.delay(attempt, self._rng, getattr(err, "retry_after", None))
+                why = None
+                if self.ctx.cancelled():
+                    raise self.mark(FetchCancelled(f"{self.ctx.what} was cancelled")) from exc
+                if not self.ctx.allows_wait(delay):
+                    why = "no time left within fetch_timeout_s"
+                elif not self._take():
+                    why = f"the fetch's {self.policy.max_retries} retries are spent"
+                if why is not None:
+                    n = self.sent
+                    raise self.mark(ProviderError(
+                        f"{err} (gave up after {n} attempt{'s' if n > 1 else ''}: {why})",
+                        transient=True)) from exc
+                self.ctx.sleep(delay)
+                attempt += 1
+
+    def _take(self) -> bool:
+        with self._lock:
+            if self._left <= 0:
+                return False
+            self._left -= 1
+            self.retries += 1
+            return True
+
+    def mark(self, err: BaseException) -> BaseException:
+        """``err`` with ``attempts``: the requests this fetch sent (the engine reads it)."""
+        try:
+            err.attempts = max(self.sent, getattr(err, "attempts", 0) or 0)  # type: ignore[attr-defined]
+        except Exception:  # pragma: no cover - exceptions with __slots__
+            pass
+        return err
 
 
 def status_transient(status: Optional[int]) -> bool:
@@ -101,8 +213,8 @@ def search_error(exc: BaseException, what: str, url: str) -> ProviderError:
         return ProviderError(f"{what}: the STAC API at {url} answered HTTP {status}: "
                              f"{_shorten(text)}", transient=False)
     if status is not None:
-        return ProviderError(f"{what}: the STAC API at {url} kept answering HTTP {status} "
-                             f"after retries: {_shorten(text)}", transient=True)
+        return ProviderError(f"{what}: the STAC API at {url} answered HTTP {status}: "
+                             f"{_shorten(text)}", transient=True)
     if looks_transient(text):
         return ProviderError(f"{what}: cannot reach the STAC API at {url} (is it down, or is the "
                              f"network unavailable?): {_shorten(text)}", transient=True)
@@ -114,5 +226,5 @@ def _shorten(text: str, n: int = 400) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
-__all__ = ["RetryPolicy", "RETRY_STATUSES", "status_transient", "status_in", "looks_transient",
+__all__ = ["RetryPolicy", "FetchBudget", "RETRY_STATUSES", "status_transient", "status_in", "looks_transient",
            "search_error"]

@@ -8,13 +8,21 @@ antimeridian are reprojected), the Sentinel-2 scene classification mask (documen
 SCL classes) and the radiometric map to the product's convention, and finally the
 median or time-ordered mosaic of :mod:`rs_embed.providers.compositing`. The items
 used (ids, datetimes, cloud cover) and what was applied to each are in the patch meta.
+
+The provider keeps the engine's contract (:class:`~rs_embed.providers.base.Provider`):
+every request of a fetch spends one :class:`~.faults.FetchBudget` (the caller's
+deadline and cancel event, ``max_retries`` retries in all), so it retries by itself
+(``retries_itself``) and the engine does not multiply its retries; :meth:`settings`
+names what decides the pixels; :meth:`check_sensor` refuses what it cannot serve
+before an export writes anything.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
+import time
 from functools import partial
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -25,11 +33,12 @@ from ...geometry import Grid, roi_grid
 from ...sensors import products as vocab
 from ...sensors import quality
 from ...specs import SensorSpec, SpatialSpec, TemporalSpec, check_spatial, check_temporal
-from ..base import Patch, Provider, check_resampling, resampling_method
+from ..base import (FetchCancelled, FetchContext, FetchTimeout, Patch, Provider, check_resampling,
+                    resampling_method)
 from ..compositing import composite, fill_invalid
 from ..gee.session import InFlightLimiter
 from .apis import StacApi, preset as find_preset
-from .faults import RetryPolicy
+from .faults import FetchBudget, RetryPolicy
 from .items import BandAsset, asset_key, band_assets, radiometry_record
 from .reader import WindowReader
 from .search import CLOUD_PROPERTY, ItemSearch, Window, item_summary
@@ -57,15 +66,19 @@ class StacProvider(Provider):
     (default: no data, defective, cloud shadow, medium/high cloud, cirrus) and Landsat
     pixels flagged in QA_PIXEL. ``resampling``: ``"bilinear"`` (default; classes always
     nearest) or ``"nearest"``. ``use_overviews``: read coarse scales from COG overviews.
-    ``max_concurrent_reads``: reads in flight across all threads. ``fetch_timeout_s``,
-    ``max_retries``, ``retry_base_s``, ``retry_cap_s``: every HTTP request's timeout and the
-    backoff for 429/5xx/timeouts. ``gdal_options``: extra GDAL settings for every read
-    (e.g. ``GDAL_HTTP_PROXY``). ``sign``: a callable signing hrefs (Planetary Computer's
+    ``max_concurrent_reads``: reads in flight across all threads. ``fetch_timeout_s``:
+    the longest one HTTP request may take (shortened to what is left of the export's
+    ``fetch_timeout_s`` for the whole fetch); ``max_retries``, ``retry_base_s``,
+    ``retry_cap_s``: the retries of one fetch, over all its requests, and their backoff
+    for 429/5xx/timeouts (the export's ``max_retries`` does not apply: this provider
+    retries by itself). ``gdal_options``: extra GDAL settings for every read (e.g.
+    ``GDAL_HTTP_PROXY``). ``sign``: a callable signing hrefs (Planetary Computer's
     preset signs through the ``planetary-computer`` package). ``headers``: sent with
     every API request.
     """
 
     name = "stac"
+    retries_itself = True
 
     def __init__(self, url: Optional[str] = None, *, preset: Optional[str] = None,
                  collections: Optional[Mapping[str, str]] = None, mask_clouds: bool = True,
@@ -110,8 +123,8 @@ class StacProvider(Provider):
         self.sign = sign
         self._alphaearth = alphaearth
         self._aef_lock = threading.Lock()
-        self._pool: Optional[ThreadPoolExecutor] = None
-        self._pool_lock = threading.Lock()
+        self._pool = ReadPool(max_concurrent_reads, "rs_embed-stac-read")
+        self._collections_seen: Dict[str, Optional[dict]] = {}
 
     # -- what it serves ----------------------------------------------------------------
     @classmethod
@@ -127,12 +140,70 @@ class StacProvider(Provider):
     _needs: Tuple[str, ...] = ("pystac_client",)
 
     def check_sensor(self, sensor: SensorSpec) -> Optional[str]:
-        """Why this backend cannot serve ``sensor`` (no request is sent), or None."""
+        """Why this backend cannot serve ``sensor``, or None. Collections and bands the
+        sensor vocabulary knows are decided without a request; a collection id it does
+        not know is looked up once on the API (``GET /collections/{id}``, cached)."""
         try:
             self.check(sensor)
+            prod, entry, cid = self.resolve(sensor.collection)
+            if prod is None and entry is None:
+                return self._check_unknown_collection(cid, sensor)
         except ProviderError as exc:
             return str(exc)
         return None
+
+    def _check_unknown_collection(self, cid: str, sensor: SensorSpec) -> Optional[str]:
+        """Whether the API holds ``cid`` and, when it lists its assets (``item_assets``),
+        the bands; None when the API cannot be asked now (the fetch will say)."""
+        if cid not in self._collections_seen:
+            ctx = FetchContext(timeout_s=min(self.policy.timeout_s, 10.0),
+                               deadline=time.monotonic() + 2 * min(self.policy.timeout_s, 10.0),
+                               what=f"looking up collection {cid!r}")
+            try:
+                self._collections_seen[cid] = self.search.collection(cid, FetchBudget(self.policy, ctx))
+            except ProviderError:
+                return None  # unreachable now: not a reason to refuse
+        doc = self._collections_seen[cid]
+        if doc is None:
+            try:
+                known = self.search.collection_ids(FetchBudget(self.policy, FetchContext(
+                    timeout_s=10.0, deadline=time.monotonic() + 20.0)))
+            except ProviderError:
+                known = []
+            return (f"{self.coverage()} has no collection {cid!r}"
+                    + (f"; it has {known}" if known else "")
+                    + "; the sensor vocabulary maps products to collections (see rs_embed.sensors.products)")
+        item_assets = doc.get("item_assets") or {}
+        if item_assets:
+            from ...sensors import bands as sensor_bands
+
+            names = set()
+            for key, asset in item_assets.items():
+                names.add(sensor_bands.canonical_band(key, None))
+                for b in asset.get("eo:bands") or asset.get("bands") or []:
+                    if isinstance(b, Mapping) and b.get("name"):
+                        names.add(sensor_bands.canonical_band(b["name"], None))
+            unknown = [b for b in sensor.bands if sensor_bands.canonical_band(b, None) not in names]
+            if unknown:
+                return (f"{self.coverage()}: collection {cid!r} has no asset for band(s) {unknown}; "
+                        f"its item_assets: {sorted(item_assets)}")
+        return None
+
+    def settings(self) -> dict:
+        """What decides the pixels: the API (preset and root), the collection mapping, cloud
+        masking (SCL classes, Landsat QA_PIXEL bits), resampling, the overview policy,
+        whether hrefs are signed, and for ``gse`` the AlphaEarth index. Not timeouts,
+        retries, headers or GDAL options (they may hold credentials and change no pixel)."""
+        sign = None
+        if self.sign is not None:
+            sign = getattr(self.sign, "name", None) or getattr(self.sign, "__qualname__", None) \
+                or type(self.sign).__qualname__
+        return {"api": self.api_name, "url": self.url, "collections": dict(sorted(self.collections.items())),
+                "mask_clouds": self.mask_clouds,
+                "scl_invalid": sorted(self.scl_invalid) if self.mask_clouds else None,
+                "qa_pixel_invalid": list(quality.LANDSAT_QA_PIXEL_INVALID) if self.mask_clouds else None,
+                "resampling": self.resampling, "use_overviews": self.reader.use_overviews,
+                "signing": sign, "alphaearth": self.alphaearth().settings()}
 
     @property
     def api_name(self) -> str:
@@ -246,13 +317,13 @@ class StacProvider(Provider):
         return {"type": "FeatureCollection", "features": feats}
 
     def _no_items_error(self, spatial, grid: Grid, cid: str, window: Optional[Window],
-                        cloudy: Optional[float]) -> ProviderError:
+                        cloudy: Optional[float], budget: FetchBudget) -> ProviderError:
         bbox = grid.lonlat_bounds()
         wtext = window.text() if window else "(no time filter)"
         ftext = f"{CLOUD_PROPERTY} <= {cloudy:g}" if cloudy is not None else "no cloud filter"
         where = (f"lon {bbox[0]:.4f}..{bbox[2]:.4f}, lat {bbox[1]:.4f}..{bbox[3]:.4f}")
         if cloudy is not None:
-            n_all = len(self.search.search(cid, bbox, window, None))
+            n_all = len(self.search.search(cid, bbox, window, None, budget))
             if n_all:
                 return ProviderError(
                     f"no {cid!r} items with {ftext} cover {spatial!r} ({where}) in the window "
@@ -274,12 +345,13 @@ class StacProvider(Provider):
             patch = self.alphaearth().fetch(spatial, temporal, sensor)
             patch.meta["backend"] = self.name
             return patch
+        budget = FetchBudget(self.policy)  # the caller's deadline and cancel, one retry budget
         grid = roi_grid(spatial, sensor.scale_m)
         window = self._window(temporal)
         cloudy = self._cloud_pct(prod, sensor)
-        items = self.search.search(cid, grid.lonlat_bounds(), window, cloudy)
+        items = self.search.search(cid, grid.lonlat_bounds(), window, cloudy, budget)
         if not items:
-            raise self._no_items_error(spatial, grid, cid, window, cloudy)
+            raise budget.mark(self._no_items_error(spatial, grid, cid, window, cloudy, budget))
         h, w = grid.height, grid.width
         stacks = np.full((len(items), len(sensor.bands), h, w), np.nan, dtype=np.float32)
         used = np.zeros(len(items), dtype=bool)
@@ -289,8 +361,9 @@ class StacProvider(Provider):
         pixels_read, masked_px = 0, 0
         mask_band = self._mask_band(prod, entry)
         per_item, jobs = [], []
+        sign = self._signer(budget)
         for i, item in enumerate(items):
-            assets = band_assets(item, sensor.bands, entry, prod, self.sign)
+            assets = band_assets(item, sensor.bands, entry, prod, sign)
             missing = [b for b in sensor.bands if b not in assets]
             if missing:
                 raise ProviderError(
@@ -301,11 +374,11 @@ class StacProvider(Provider):
                 a = assets[band]
                 method = resampling_method(band, self.resampling, a.categorical)
                 resampling_used[band] = method
-                jobs.append((band, partial(self._read_band, a, grid, stacks[i, j], method)))
-            jobs.append((i, partial(self._clear_mask, item, grid, mask_band, entry, prod)))
+                jobs.append((band, partial(self._read_band, a, grid, stacks[i, j], method, budget)))
+            jobs.append((i, partial(self._clear_mask, item, grid, mask_band, entry, prod, sign, budget)))
         # every read of the patch at once (bounded by the limiter): one round trip of latency
         clears: Dict[int, Optional[np.ndarray]] = {}
-        for key, result in zip([k for k, _ in jobs], self._run(fn for _, fn in jobs)):
+        for key, result in zip([k for k, _ in jobs], self._pool.run([fn for _, fn in jobs], budget)):
             if isinstance(key, str):
                 overviews[key] = result.overview_level
                 pixels_read += result.pixels
@@ -352,36 +425,34 @@ class StacProvider(Provider):
             "signing": getattr(self.sign, "name", None) if self.sign else None,
             **filled,
             "source_pixels_read": int(pixels_read),
+            "requests": {"attempts": budget.sent, "retries": budget.retries},
         }
         return Patch(data=np.ascontiguousarray(data, dtype=np.float32), bands=tuple(sensor.bands),
                      grid=grid, meta=meta, valid=valid)
 
-    def _read_band(self, a: BandAsset, grid: Grid, out: np.ndarray, method: str):
+    def _read_band(self, a: BandAsset, grid: Grid, out: np.ndarray, method: str, budget: FetchBudget):
         stats = self.reader.read(a.href, grid, out, resampling=method, nodata=a.nodata,
-                                 overview_ok=not a.categorical)
+                                 overview_ok=not a.categorical, budget=budget)
         out[...] = a.apply(out)
         return stats
 
-    def _run(self, fns) -> list:
-        """Results of ``fns`` run on the provider's read pool (in order; the first error raises)."""
-        fns = list(fns)
-        if len(fns) == 1:
-            return [fns[0]()]
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.limiter.limit, thread_name_prefix="rs_embed-stac")
-        futures = [self._pool.submit(fn) for fn in fns]
-        try:
-            return [f.result() for f in futures]
-        finally:
-            for f in futures:
-                f.cancel()
+    def _signer(self, budget: FetchBudget) -> Optional[Callable[[str], str]]:
+        """``self.sign`` bounded by the fetch: a signer that takes ``timeout_s`` (Planetary
+        Computer's) gets what is left of the fetch."""
+        if self.sign is None:
+            return None
+        timed = getattr(self.sign, "accepts_timeout", False)
+
+        def sign(href: str) -> str:
+            budget.check()
+            try:
+                return self.sign(href, timeout_s=budget.request_timeout()) if timed else self.sign(href)
+            except ProviderError as exc:
+                raise budget.mark(exc)
+        return sign
 
     def close(self) -> None:
-        with self._pool_lock:
-            if self._pool is not None:
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
+        self._pool.close()
 
     # -- cloud masks ---------------------------------------------------------------------
     def _mask_band(self, prod, entry) -> Optional[str]:
@@ -392,13 +463,15 @@ class StacProvider(Provider):
                 return band
         return None
 
-    def _clear_mask(self, item: dict, grid: Grid, band: Optional[str], entry, prod) -> Optional[np.ndarray]:
+    def _clear_mask(self, item: dict, grid: Grid, band: Optional[str], entry, prod, sign,
+                    budget: FetchBudget) -> Optional[np.ndarray]:
         """True where the item's quality band says the pixel is clear (None: no mask)."""
         if band is None or asset_key(item, band, entry, prod) is None:
             return None
-        a = band_assets(item, (band,), entry, prod, self.sign)[band]
+        a = band_assets(item, (band,), entry, prod, sign)[band]
         q = np.empty((grid.height, grid.width), np.float32)
-        self.reader.read(a.href, grid, q, resampling="nearest", nodata=None, overview_ok=False)
+        self.reader.read(a.href, grid, q, resampling="nearest", nodata=None, overview_ok=False,
+                         budget=budget)
         finite = np.isfinite(q)
         if band == "SCL":
             return quality.scl_valid(q, self.scl_invalid) & finite
@@ -410,6 +483,102 @@ class StacProvider(Provider):
                 "mask_clouds": self.mask_clouds, "resampling": self.resampling,
                 "use_overviews": self.reader.use_overviews,
                 "collections": dict(self.collections)}
+
+
+#: how long past the deadline a fetch waits for reads still running (less than the
+#: engine's grace, :func:`rs_embed.export.workers.grace_s`, so the provider's own
+#: FetchTimeout comes first)
+_OVERRUN_S = 0.25
+
+
+class ReadPool:
+    """Daemon threads running the reads of patches, shared by a provider's fetches.
+
+    Daemon, because a read stuck in a socket must never hold up the interpreter's exit
+    (``concurrent.futures`` joins its threads at exit). The fetch waiting for its reads
+    looks at its cancel event and deadline meanwhile, so it returns on time even when a
+    read does not.
+    """
+
+    def __init__(self, size: int, name: str):
+        self.size = int(size)
+        self.name = name
+        self._jobs: "queue.SimpleQueue" = queue.SimpleQueue()
+        self._threads: List[threading.Thread] = []
+        self._idle = 0
+        self._lock = threading.Lock()
+
+    def _worker(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            job = self._jobs.get()
+            with self._lock:
+                self._idle -= 1
+            if job is None:
+                return
+            job.run()
+
+    def run(self, fns: Sequence[Callable[[], Any]], budget: FetchBudget) -> list:
+        """``[fn() for fn in fns]`` on the pool (in order; the first error is raised).
+
+        Even one read goes to the pool: GDAL gives each HTTP request of a read the time
+        left when the read began, so a read of several requests can overrun; the waiting
+        fetch gives up on it just past the deadline instead."""
+        jobs = [_Job(fn) for fn in fns]
+        with self._lock:
+            want = min(self.size, len(self._threads) + max(0, len(jobs) - self._idle))
+            while len(self._threads) < want:
+                t = threading.Thread(target=self._worker, daemon=True,
+                                     name=f"{self.name}-{len(self._threads) + 1}")
+                self._threads.append(t)
+                t.start()
+        for job in jobs:
+            self._jobs.put(job)
+        try:
+            out = []
+            for job in jobs:
+                while not job.done.wait(0.1):
+                    if budget.ctx.cancelled():
+                        raise budget.mark(FetchCancelled(f"{budget.ctx.what} was cancelled"))
+                    left = budget.remaining()
+                    if left is not None and left < -_OVERRUN_S:  # the reads should have timed out
+                        raise budget.mark(FetchTimeout(
+                            f"{budget.ctx.what}: a read did not return within "
+                            f"fetch_timeout_s={budget.ctx.timeout_s:g} s"))
+                if job.error is not None:
+                    raise job.error
+                out.append(job.value)
+            return out
+        finally:
+            for job in jobs:
+                job.skip = True  # those not started yet are dropped
+
+    def close(self) -> None:
+        with self._lock:
+            threads, self._threads = self._threads, []
+        for _ in threads:
+            self._jobs.put(None)
+
+
+class _Job:
+    __slots__ = ("fn", "done", "value", "error", "skip")
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.done = threading.Event()
+        self.value = None
+        self.error: Optional[BaseException] = None
+        self.skip = False
+
+    def run(self) -> None:
+        try:
+            if not self.skip:
+                self.value = self.fn()
+        except BaseException as exc:  # raised by the waiting fetch
+            self.error = exc
+        finally:
+            self.done.set()
 
 
 class EarthSearchProvider(StacProvider):
@@ -439,5 +608,5 @@ def planetary_computer(**kwargs) -> StacProvider:
     return PlanetaryComputerProvider(**kwargs)
 
 
-__all__ = ["StacProvider", "EarthSearchProvider", "PlanetaryComputerProvider", "earth_search",
+__all__ = ["StacProvider", "ReadPool", "EarthSearchProvider", "PlanetaryComputerProvider", "earth_search",
            "planetary_computer", "DEFAULT_MAX_CONCURRENT_READS"]

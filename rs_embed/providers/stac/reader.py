@@ -7,20 +7,27 @@ coarsest overview that is still at least as fine as the grid (what GDAL's warper
 with ``-ovr AUTO`` and what Earth Engine's pyramids do), which divides the bytes read
 by the square of the factor. GDAL options are set per read with ``rasterio.Env``,
 never process-wide, so several providers with different settings can run side by side.
+
+Each read is one attempt of the fetch's :class:`~.faults.FetchBudget`: GDAL's timeout is
+what is left of the fetch and its own retries are off. GDAL remembers a failed open
+(a timeout or a 503 makes it report the file as missing until the process ends), so a
+file whose read failed is opened with ``CPL_VSIL_CURL_NON_CACHED`` the next time,
+which asks the server again and drops what GDAL kept of it.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional, Tuple
+from typing import Dict, Mapping, Optional, Set, Tuple
 
 import numpy as np
 
 from ...errors import ProviderError
 from ...geometry import Grid, transformer
 from ..local import _ignore_spurious_mem_warning  # rasterio's in-memory warp quirk, once
-from .faults import RetryPolicy, looks_transient, status_in, status_transient
+from .faults import FetchBudget, RetryPolicy, looks_transient, status_in, status_transient
 
 #: COG access settings every read uses (GDAL configuration options)
 COG_OPTIONS: Dict[str, str] = {
@@ -97,13 +104,14 @@ def choose_overview(factors, file_res: float, target_res: float) -> Optional[int
     return best
 
 
-def _server_message(path: str, env: Mapping[str, str], timeout_s: float) -> str:
+def _server_message(path: str, env: Mapping[str, str], budget: FetchBudget) -> str:
     """The body of a failed plain-HTTP answer (GDAL reports only its status code)."""
     if not path.startswith("/vsicurl/http"):
         return ""
     try:
         import requests
 
+        timeout_s = min(budget.request_timeout(), 10.0)
         proxy = env.get("GDAL_HTTP_PROXY")
         proxies = {"http": f"http://{proxy}", "https": f"http://{proxy}"} if proxy else None
         r = requests.get(path[len("/vsicurl/"):], headers={"Range": "bytes=0-1023"},
@@ -116,7 +124,9 @@ def _server_message(path: str, env: Mapping[str, str], timeout_s: float) -> str:
 
 
 def read_error(exc: BaseException, href: str, path: str, env: Mapping[str, str],
-               timeout_s: float) -> ProviderError:
+               budget: FetchBudget) -> ProviderError:
+    if isinstance(exc, ProviderError):
+        return exc
     text = str(exc)
     cause = exc.__cause__ or exc.__context__
     if cause is not None and str(cause) not in text:
@@ -126,12 +136,18 @@ def read_error(exc: BaseException, href: str, path: str, env: Mapping[str, str],
         transient = status_transient(status)
     else:
         transient = looks_transient(text)
-    detail = "" if transient else _server_message(path, env, timeout_s)
+    detail = "" if transient else _server_message(path, env, budget)
     where = href.split("?")[0]  # never print a signature
     msg = f"reading {where} failed: {text.split('?')[0] if '?' in text else text}"
     if detail:
         msg += f"; the server said {detail}"
     return ProviderError(msg, transient=transient)
+
+
+#: GDAL paths whose last read failed, in this process (GDAL's cache of files is
+#: process-wide, so this record of which entries to distrust is too)
+_FAILED: Set[str] = set()
+_FAILED_LOCK = threading.Lock()
 
 
 class WindowReader:
@@ -148,53 +164,60 @@ class WindowReader:
         self.limiter = limiter
         self.use_overviews = bool(use_overviews)
 
-    def env_options(self, extra: Optional[Mapping[str, str]] = None) -> Dict[str, str]:
+    def env_options(self, timeout_s: float, extra: Optional[Mapping[str, str]] = None,
+                    path: Optional[str] = None) -> Dict[str, str]:
+        """The GDAL options of one read attempt of ``path`` sent with ``timeout_s``."""
         env = dict(COG_OPTIONS)
-        env.update(self.policy.gdal_options())
+        env.update(self.policy.gdal_options(timeout_s))
         env.update(self.options)
         if extra:
             env.update({str(k): str(v) for k, v in extra.items()})
+        if path is not None:
+            with _FAILED_LOCK:
+                failed = path in _FAILED
+            if failed:  # ask the server again instead of GDAL's memory of the failure
+                env["CPL_VSIL_CURL_NON_CACHED"] = path
         return env
+
+    @staticmethod
+    def _failed_read(path: str, ok: bool) -> None:
+        with _FAILED_LOCK:
+            (_FAILED.discard if ok else _FAILED.add)(path)
 
     def read(self, href: str, grid: Grid, out: np.ndarray, *, resampling: str,
              nodata: Optional[float] = None, extra_options: Optional[Mapping[str, str]] = None,
-             overview_ok: bool = True, indexes=None) -> ReadStats:
+             overview_ok: bool = True, indexes=None, budget: Optional[FetchBudget] = None) -> ReadStats:
         """Resample the needed window of ``href`` onto ``grid`` into ``out``.
 
         ``out`` is float32 ``(H, W)`` for band 1, or ``(len(indexes), H, W)`` for the
         bands ``indexes`` (1-based); pixels the raster does not cover, or that hold
-        ``nodata``, become NaN.
+        ``nodata``, become NaN. The requests spend ``budget`` (default: one for the
+        calling thread's fetch).
         """
-        import rasterio
         from rasterio.enums import Resampling
         from rasterio.warp import reproject
 
+        budget = budget if budget is not None else FetchBudget(self.policy)
         path = gdal_path(href)
-        env = self.env_options(extra_options)
-        stats = ReadStats()
-        gate = self.limiter() if callable(self.limiter) else self.limiter
-        try:
-            with rasterio.Env(**env), (gate if gate is not None else _nothing()):
-                with rasterio.open(path) as src:
-                    if src.crs is None:
-                        raise ProviderError(f"{href.split('?')[0]} has no CRS", transient=False)
-                    crs = src.crs.to_string()
-                    file_res = min(abs(src.res[0]), abs(src.res[1]))
-                    target = grid_resolution_in(crs, grid)
-                    src_nodata = src.nodata if nodata is None else nodata
-                    level = None
-                    if self.use_overviews and overview_ok:
-                        level = choose_overview(src.overviews(1), file_res, target)
-                    if level is None:
-                        found = self._read_window(src, grid, crs, target, stats, indexes)
-                if level is not None:
-                    with rasterio.open(path, overview_level=level) as ovr:
-                        found = self._read_window(ovr, grid, crs, target, stats, indexes)
-                    stats.overview_level = level
-        except ProviderError:
-            raise
-        except Exception as exc:
-            raise read_error(exc, href, path, env, self.policy.timeout_s) from exc
+        where = href.split("?")[0]  # never print a signature
+        last_env: Dict[str, str] = {}
+
+        def attempt():
+            gate = self.limiter() if callable(self.limiter) else self.limiter
+            with (gate if gate is not None else _nothing()):
+                env = self.env_options(budget.request_timeout(), extra_options, path)
+                last_env.clear()
+                last_env.update(env)
+                try:
+                    got = self._read_once(path, where, env, grid, overview_ok, indexes, nodata)
+                except BaseException:
+                    self._failed_read(path, False)
+                    raise
+                self._failed_read(path, True)
+                return got
+
+        stats, found, src_nodata, crs = budget.call(
+            attempt, lambda exc: read_error(exc, href, path, last_env, budget), f"reading {where}")
         if found is None:
             out[...] = np.nan
             return stats
@@ -208,6 +231,31 @@ class WindowReader:
                   dst_nodata=float("nan"), resampling=getattr(Resampling, resampling),
                   init_dest_nodata=True, num_threads=1)
         return stats
+
+    def _read_once(self, path: str, where: str, env: Mapping[str, str], grid: Grid,
+                   overview_ok: bool, indexes, nodata):
+        """One attempt: open, pick the overview, read the window (stats, window, nodata, crs)."""
+        import rasterio
+
+        stats = ReadStats()
+        with rasterio.Env(**env):
+            with rasterio.open(path) as src:
+                if src.crs is None:
+                    raise ProviderError(f"{where} has no CRS", transient=False)
+                crs = src.crs.to_string()
+                file_res = min(abs(src.res[0]), abs(src.res[1]))
+                target = grid_resolution_in(crs, grid)
+                src_nodata = src.nodata if nodata is None else nodata
+                level = None
+                if self.use_overviews and overview_ok:
+                    level = choose_overview(src.overviews(1), file_res, target)
+                if level is None:
+                    found = self._read_window(src, grid, crs, target, stats, indexes)
+            if level is not None:
+                with rasterio.open(path, overview_level=level) as ovr:
+                    found = self._read_window(ovr, grid, crs, target, stats, indexes)
+                stats.overview_level = level
+        return stats, found, src_nodata, crs
 
     @staticmethod
     def _read_window(src, grid: Grid, crs: str, target: float, stats: ReadStats, indexes=None):

@@ -7,6 +7,9 @@ server that ignores part of a search (or drops it from its ``next`` links) never
 a wrong item through. Items come back in one deterministic order, oldest first (ties
 by id), whatever order the server used. Searches are cached per (collection, box,
 window, cloud filter): several sensors, models or retries over one ROI cost one search.
+Every HTTP request pystac-client sends (the root, each page) goes through the fetch's
+:class:`~.faults.FetchBudget`: its timeout is what is left of the fetch, and it is
+retried there, not by urllib3.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from datetime import date, datetime, timedelta, timezone
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ...errors import ProviderError
-from .faults import RetryPolicy, search_error
+from .faults import FetchBudget, RetryPolicy, search_error
 
 CLOUD_PROPERTY = "eo:cloud_cover"
 
@@ -91,60 +94,87 @@ class ItemSearch:
         self.requests = 0  # searches sent (cache misses)
 
     # -- the client ----------------------------------------------------------------
-    def client(self):
-        """This thread's ``pystac_client.Client`` (opened on first use: one GET of the root)."""
+    def client(self, budget: Optional[FetchBudget] = None):
+        """This thread's ``pystac_client.Client`` (opened on first use: one GET of the
+        root), its transport bound to ``budget`` (default: one for the calling thread's
+        fetch) until the next call."""
+        budget = budget if budget is not None else FetchBudget(self.policy)
         c = getattr(self._local, "client", None)
-        if c is None:
-            try:
-                from pystac_client import Client
-                from pystac_client.stac_api_io import StacApiIO
-            except ImportError:  # pragma: no cover - the extra is missing
-                raise ProviderError("the STAC backends need pystac-client: pip install 'rs_embed[stac]'",
-                                    transient=False) from None
-            io = StacApiIO(headers=self.headers, timeout=self.policy.timeout_s,
-                           max_retries=self.policy.urllib3_retry())
-            try:
-                c = Client.open(self.url, stac_io=io, timeout=self.policy.timeout_s)
-            except Exception as exc:
-                raise search_error(exc, "opening the STAC API", self.url) from exc
-            self._local.client = c
+        if c is not None:
+            c._stac_io.budget = budget
+            return c
+        try:
+            from pystac_client import Client
+        except ImportError:  # pragma: no cover - the extra is missing
+            raise ProviderError("the STAC backends need pystac-client: pip install 'rs_embed[stac]'",
+                                transient=False) from None
+        io = _budgeted_io()(headers=self.headers, max_retries=0)
+        io.budget, io.api_url, io.what = budget, self.url, "opening the STAC API"
+        try:
+            c = Client.open(self.url, stac_io=io)
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise budget.mark(search_error(exc, "opening the STAC API", self.url)) from exc
+        self._local.client = c
         return c
 
-    def conforms(self, which: str) -> bool:
+    def conforms(self, which: str, budget: Optional[FetchBudget] = None) -> bool:
         from pystac_client.conformance import ConformanceClasses
 
         try:
-            return bool(self.client().conforms_to(getattr(ConformanceClasses, which)))
+            return bool(self.client(budget).conforms_to(getattr(ConformanceClasses, which)))
         except ProviderError:
             raise
         except Exception:
             return False
 
-    def collection_ids(self) -> List[str]:
+    def collection_ids(self, budget: Optional[FetchBudget] = None) -> List[str]:
+        client = self.client(budget)
+        client._stac_io.what = "listing collections"
         try:
-            return sorted(c.id for c in self.client().get_collections())
+            return sorted(c.id for c in client.get_collections())
         except ProviderError:
             raise
         except Exception as exc:
             raise search_error(exc, "listing collections", self.url) from exc
 
+    def collection(self, collection_id: str, budget: Optional[FetchBudget] = None) -> Optional[dict]:
+        """The collection document ``GET /collections/{id}``, or None when the API has none."""
+        client = self.client(budget)
+        io = client._stac_io
+        io.what = f"looking up collection {collection_id!r}"
+        url = f"{self.url}/collections/{collection_id}"
+        try:
+            import json
+
+            return json.loads(io.request(url))
+        except ProviderError as exc:
+            if getattr(exc, "status", None) == 404 or "HTTP 404" in str(exc):
+                return None
+            raise
+
     # -- searching -------------------------------------------------------------------
     def search(self, collection: str, bbox: Tuple[float, float, float, float],
-               window: Optional[Window], cloudy_pct: Optional[float]) -> List[dict]:
-        """Items of ``collection`` over ``bbox`` in ``window`` with cloud cover <= ``cloudy_pct``."""
+               window: Optional[Window], cloudy_pct: Optional[float],
+               budget: Optional[FetchBudget] = None) -> List[dict]:
+        """Items of ``collection`` over ``bbox`` in ``window`` with cloud cover <= ``cloudy_pct``
+        (its requests spend ``budget``: default, one for the calling thread's fetch)."""
         key = (collection, tuple(round(v, 6) for v in bbox),
                (window.start, window.end) if window else None,
                None if cloudy_pct is None else float(cloudy_pct))
         hit = self._cached(key)
         if hit is not None:
             return hit
+        budget = budget if budget is not None else FetchBudget(self.policy)
         with self._lock:
             lock = self._key_locks.setdefault(key, threading.Lock())
-        with lock:  # concurrent callers of one key wait for the first search
+        budget.wait_lock(lock)  # concurrent callers of one key wait for the first search
+        try:
             hit = self._cached(key)
             if hit is not None:
                 return hit
-            items = self._search(collection, bbox, window, cloudy_pct)
+            items = self._search(collection, bbox, window, cloudy_pct, budget)
             with self._lock:
                 self._cache[key] = (time.monotonic(), items)
                 self._cache.move_to_end(key)
@@ -152,6 +182,8 @@ class ItemSearch:
                     old, _ = self._cache.popitem(last=False)
                     self._key_locks.pop(old, None)
             return list(items)
+        finally:
+            lock.release()
 
     def _cached(self, key) -> Optional[List[dict]]:
         with self._lock:
@@ -164,19 +196,20 @@ class ItemSearch:
             self._cache.move_to_end(key)
             return list(hit[1])
 
-    def _search(self, collection, bbox, window, cloudy_pct) -> List[dict]:
-        client = self.client()
+    def _search(self, collection, bbox, window, cloudy_pct, budget: FetchBudget) -> List[dict]:
+        client = self.client(budget)
         extra = {}
         if cloudy_pct is not None and cloudy_pct < 100:
-            if self.conforms("FILTER"):
+            if self.conforms("FILTER", budget):
                 extra = {"filter": {"op": "<=", "args": [{"property": CLOUD_PROPERTY}, cloudy_pct]},
                          "filter_lang": "cql2-json"}
-            elif self.conforms("QUERY"):
+            elif self.conforms("QUERY", budget):
                 extra = {"query": {CLOUD_PROPERTY: {"lte": cloudy_pct}}}
         found: Dict[str, dict] = {}
         for box in split_antimeridian(bbox):
             with self._lock:
                 self.requests += 1
+            client._stac_io.what = f"searching {collection!r}"
             try:
                 search = client.search(collections=[collection], bbox=list(box),
                                        datetime=window.stac_interval() if window else None,
@@ -186,7 +219,7 @@ class ItemSearch:
             except ProviderError:
                 raise
             except Exception as exc:
-                raise search_error(exc, f"searching {collection!r}", self.url) from exc
+                raise budget.mark(search_error(exc, f"searching {collection!r}", self.url)) from exc
         keep = []
         for item in found.values():
             if item.get("collection") not in (None, collection):
@@ -204,14 +237,39 @@ class ItemSearch:
                                   str(it.get("id"))))
         return keep
 
-    def count_without_cloud_filter(self, collection: str, bbox, window: Optional[Window]) -> int:
-        """How many items the window holds before the cloud filter (for error messages)."""
-        return len(self.search(collection, bbox, window, None))
-
     def clear_cache(self) -> None:
         with self._lock:
             self._cache.clear()
             self._key_locks.clear()
+
+
+_IO_CLASS = None
+
+
+def _budgeted_io():
+    """pystac-client's ``StacApiIO`` whose every request spends the bound ``budget``
+    (made on first use: pystac-client is an optional dependency)."""
+    global _IO_CLASS
+    if _IO_CLASS is None:
+        from pystac_client.stac_api_io import StacApiIO
+
+        class BudgetedStacApiIO(StacApiIO):
+            budget: Optional[FetchBudget] = None
+            api_url: str = ""
+            what: str = "calling the STAC API"
+
+            def request(self, href, method=None, headers=None, parameters=None):
+                budget, what = self.budget, self.what
+
+                def send():
+                    self.timeout = RetryPolicy.requests_timeout(budget.request_timeout())
+                    return StacApiIO.request(self, href, method=method, headers=headers,
+                                             parameters=parameters)
+
+                return budget.call(send, lambda exc: search_error(exc, what, self.api_url), what)
+
+        _IO_CLASS = BudgetedStacApiIO
+    return _IO_CLASS
 
 
 def _overlaps(item_bbox: Optional[Sequence[float]], bbox: Tuple[float, float, float, float]) -> bool:
