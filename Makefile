@@ -11,8 +11,13 @@ TORCH_CPU_INDEX := https://download.pytorch.org/whl/cpu
 # The model extras need torchvision, which only imports beside this torch release.
 TORCH_MODELS    := torch==2.14.1 torchvision==0.29.1
 # Reference implementations the parity tests compare against (loaded file by file).
-MODEL_REFS      := terratorch==1.2.13 rshf==0.2.2
+# olmoearth-pretrain (training package, pins torch<2.10): only its model code is loaded.
+MODEL_REFS      := terratorch==1.2.13 rshf==0.2.2 olmoearth-pretrain==0.1.2
 MODEL_REF_DEPS  := transformers==5.18.0
+# claymodel's wheel imports a `src` package it does not ship (and would put model.py,
+# utils.py, ... at the top of site-packages): its files are unpacked as that package.
+CLAY_REF        := claymodel==1.5.0
+REFS            := $(VENV)/refs
 CHROMIUM        := /usr/bin/chromium
 
 .PHONY: demo test venv dev browser docs docs-serve bench clean
@@ -38,6 +43,9 @@ $(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
 	$(PIP) install -q -e ".[dev,gee,notebook,models,analysis,ann,docs,stac]"
 	$(PIP) install -q --no-deps $(MODEL_REFS)
 	$(PIP) install -q $(MODEL_REF_DEPS)
+	rm -rf $(REFS)/claymodel && mkdir -p $(REFS)/wheels $(REFS)/claymodel
+	$(PIP) download -q --no-deps $(CLAY_REF) -d $(REFS)/wheels
+	$(BIN)/python -m zipfile -e $(REFS)/wheels/claymodel-1.5.0-py3-none-any.whl $(REFS)/claymodel/src
 	$(MAKE) browser
 	touch $(VENV)/.stamp-core $@
 

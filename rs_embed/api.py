@@ -16,6 +16,7 @@ from .inference import (check_backend, embed_inputs, patch_context, resolve_sens
 from . import input_checks
 from .input_checks import check_input_patch
 from .providers import open_backend
+from .providers.base import fetch_input
 from .specs import (Embedding, FetchSpec, InputPrepSpec, OutputSpec, SensorSpec, SpatialSpec,
                     TemporalSpec, check_output, check_spatial, check_temporal)
 
@@ -73,13 +74,13 @@ class Model:
         sensor_used = resolve_sensor(emb, sensor=sensor, fetch=fetch, modality=modality)
         if sensor_used is None:
             raise ModelError(f"model {self.name!r} declares no input sensor; pass sensor=SensorSpec(...)")
-        provider, backend_name = open_backend(self.backend, spatials=rois, temporal=temporal,
+        provider, backend_name = open_backend(self.backend, [emb], spatials=rois, temporal=temporal,
                                               sensors=[sensor_used])
         check_backend(emb, backend_name)
         temporal = resolve_window(emb, temporal, backend_name)
 
         def fetch_one(roi):
-            patch = provider.fetch(roi, temporal, sensor_used)
+            patch = fetch_input(provider, roi, temporal, sensor_used)
             check_input_patch(patch, sensor_used)
             return patch
 

@@ -8,7 +8,7 @@ functions, so the same point gives the same embedding whichever way it is asked 
 from __future__ import annotations
 
 import logging
-from typing import Any, List, Optional, Sequence
+from typing import Any, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -53,20 +53,25 @@ def resolve_window(embedder: Embedder, temporal: Optional[TemporalSpec],
 
 
 def run_window(embedders: Sequence[Embedder], temporal: Optional[TemporalSpec],
-               backend: str) -> Optional[TemporalSpec]:
-    """One window for an export of several models: ``temporal``, or their shared default."""
+               backend: Union[str, Sequence[str]]) -> Optional[TemporalSpec]:
+    """One window for an export of several models: ``temporal``, or their shared default.
+
+    ``backend`` is the request's backend, or one name per model: the backend each
+    model's input is routed to (a precomputed product read beside the imagery)."""
     if temporal is not None or not embedders:
         return temporal
+    backends = [backend] * len(embedders) if isinstance(backend, str) else list(backend)
     windows = {}
-    for e in embedders:
-        windows.setdefault(repr(e.default_window(backend)), []).append(e.name)
+    for e, b in zip(embedders, backends):
+        windows.setdefault(repr(e.default_window(b)), []).append(e.name)
     if len(windows) > 1:
+        where = repr(backends[0]) if len(set(backends)) == 1 else f"{dict(zip([e.name for e in embedders], backends))}"
         raise SpecError(
             f"temporal=None, but these models default to different windows on backend "
-            f"{backend!r}: {windows}; pass temporal= explicitly")
+            f"{where}: {windows}; pass temporal= explicitly")
     result = None
-    for e in embedders:
-        result = resolve_window(e, None, backend)
+    for e, b in zip(embedders, backends):
+        result = resolve_window(e, None, b)
     return result
 
 
@@ -118,12 +123,13 @@ def resolve_sensor(embedder: Embedder, *, sensor: Optional[SensorSpec] = None,
 def patch_context(patch: Optional[Patch], temporal: Optional[TemporalSpec], *, where: bool = True) -> dict:
     """What a model needs besides pixels: the nodata mask, the ROI, and where and when.
 
-    ``valid`` is the provider's nodata mask (True = imagery); ``roi`` the ROI's
-    ``(row, col, height, width)`` inside the patch when the patch is larger (the
-    enclosing square of a rectangle). With ``where``: ``center`` is the patch grid's
-    centre (lon, lat; it costs a reprojection, so only models that use it ask) and
-    ``dates`` holds one ISO date per frame: the middle of the window for a composite,
-    the honest single date it stands for.
+    ``valid`` is the provider's nodata mask (True = imagery; ``(T, H, W)`` for a time
+    series); ``roi`` the ROI's ``(row, col, height, width)`` inside the patch when the
+    patch is larger (the enclosing square of a rectangle). With ``where``: ``center``
+    is the patch grid's centre (lon, lat; it costs a reprojection, so only models that
+    use it ask). ``dates`` holds one ISO date per frame: the middle of the window for a
+    composite, the honest single date it stands for, and the middle of each bin for a
+    time series (``frame_dates`` of the patch).
     """
     ctx: dict = {}
     if patch is not None:
@@ -134,6 +140,9 @@ def patch_context(patch: Optional[Patch], temporal: Optional[TemporalSpec], *, w
         if where:
             minlon, minlat, maxlon, maxlat = patch.grid.lonlat_bounds()
             ctx["center"] = ((minlon + maxlon) / 2.0, (minlat + maxlat) / 2.0)
+        if patch.meta.get("frame_dates"):
+            ctx["dates"] = list(patch.meta["frame_dates"])
+            return ctx
     if temporal is not None:
         start, end = temporal.start_date, temporal.end_date
         ctx["dates"] = [(start + (end - start) / 2).isoformat()]
@@ -174,7 +183,7 @@ def _geometry(result: EmbedResult, input_hw) -> Optional[dict]:
 
 def _embed_tiled(embedder: Embedder, x: np.ndarray, sensor: SensorSpec, output: OutputSpec,
                  tile: int, max_tiles: int, batch: bool, context: Optional[dict]) -> EmbedResult:
-    _, h, w = x.shape
+    h, w = x.shape[-2:]  # (C, H, W), or (T, C, H, W) for a time series
     origins = prep.plan_tiles(h, w, tile, max_tiles)
     tiles = [prep.cut_tile(x, y0, x0, tile, fill_value=sensor.fill_value) for (y0, x0) in origins]
     ctxs = None
@@ -182,8 +191,11 @@ def _embed_tiled(embedder: Embedder, x: np.ndarray, sensor: SensorSpec, output: 
         ctxs = []
         for (y0, x0) in origins:
             c = {k: v for k, v in context.items() if k not in ("roi", "valid")}
-            if context.get("valid") is not None:
-                c["valid"] = prep.cut_tile(context["valid"][None], y0, x0, tile, fill_value=False)[0]
+            v = context.get("valid")
+            if v is not None:  # (H, W), or per frame (T, H, W)
+                v = np.asarray(v)
+                cut = prep.cut_tile(v[None] if v.ndim == 2 else v, y0, x0, tile, fill_value=False)
+                c["valid"] = cut[0] if v.ndim == 2 else cut
             ctxs.append(c)
     grid_out = output if output.mode == "grid" else OutputSpec.grid()
     res = _embed_whole(embedder, tiles, sensor, grid_out if context and context.get("roi") else output,
@@ -261,8 +273,8 @@ def embed_inputs(embedder: Embedder, inputs: Sequence[np.ndarray], *, sensor: Se
         if roi is not None and embedder.image_size is None:
             r, col, h, w = roi
             arrays[i] = np.ascontiguousarray(x[..., r:r + h, col:col + w])
-            if c.get("valid") is not None:
-                c["valid"] = np.asarray(c["valid"])[r:r + h, col:col + w]
+            if c.get("valid") is not None:  # (H, W), or (T, H, W) for a time series
+                c["valid"] = np.asarray(c["valid"])[..., r:r + h, col:col + w]
             c.pop("roi")
             offsets[i] = (r, col)
     out: List[Optional[EmbedResult]] = [None] * len(arrays)

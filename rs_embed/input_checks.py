@@ -128,13 +128,17 @@ def check_input_patch(patch, sensor: Optional[SensorSpec], *, name: str = "patch
     """
     if not force and (sensor is None or not sensor.check_input):
         return None
-    report = patch_report(patch.data, patch.bands,
+    data = np.asarray(patch.data)
+    if data.ndim == 4:  # a time series: every frame's pixels count for its band
+        t, c, h, w = data.shape
+        data = data.transpose(1, 0, 2, 3).reshape(c, t * h, w)
+    report = patch_report(data, patch.bands,
                           fill_value=sensor.fill_value if sensor is not None else None,
                           value_range=value_range if value_range is not None else expected_range(sensor))
     if sensor is not None and sensor.check_save_dir:
         safe = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
         report["artifacts"] = {"quicklook": save_quicklook(
-            patch.data, patch.bands, os.path.join(sensor.check_save_dir, f"{safe}_quicklook.png"),
+            data, patch.bands, os.path.join(sensor.check_save_dir, f"{safe}_quicklook.png"),
             title=name)}
     should_raise = raise_on_fail if raise_on_fail is not None else (sensor is not None and sensor.check_raise)
     if not report["ok"] and should_raise:

@@ -119,17 +119,17 @@ def _axes(origins_yx: Sequence[Tuple[int, int]]) -> Tuple[List[int], List[int]]:
 
 
 def cut_tile(chw: np.ndarray, y0: int, x0: int, tile: int, fill_value: float = 0.0) -> np.ndarray:
-    """The ``(C, tile, tile)`` window at ``(y0, x0)``, padded with ``fill_value`` past the edge.
+    """The ``(C, tile, tile)`` window at ``(y0, x0)``, padded with ``fill_value`` past the edge
+    (``(T, C, tile, tile)`` of a time series: the same window of every frame).
 
     Padding only happens when the patch is smaller than one tile (``pad_edges``);
     cover-shift origins otherwise keep every tile inside the patch.
     """
-    c, h, w = chw.shape
-    out = chw[:, y0:y0 + tile, x0:x0 + tile]
-    if out.shape[1:] == (tile, tile):
+    out = chw[..., y0:y0 + tile, x0:x0 + tile]
+    if out.shape[-2:] == (tile, tile):
         return out
-    padded = np.full((c, tile, tile), fill_value, dtype=chw.dtype)
-    padded[:, :out.shape[1], :out.shape[2]] = out
+    padded = np.full(chw.shape[:-2] + (tile, tile), fill_value, dtype=chw.dtype)
+    padded[..., :out.shape[-2], :out.shape[-1]] = out
     return padded
 
 

@@ -84,6 +84,8 @@ def _library_and_weights(status: dict, allow_download: bool) -> List[Check]:
     checks = []
     if status.get("error"):
         return [Check("installed", False, f"the model's module does not import: {status['error']}")]
+    if status.get("available") is False:  # a catalog id this release cannot run, with its reason
+        return [Check("available", False, status.get("note") or "not available in this release")]
     if status.get("extra_installed") is False:
         missing = ", ".join(status.get("missing_packages") or []) or "its libraries"
         checks.append(Check("installed", False, f"{missing} not installed: {status.get('install')}"))
@@ -130,15 +132,32 @@ def _backend_checks(model: str, backend: str, provider) -> List[Check]:
     return checks
 
 
-def _open(backend, **request) -> tuple:
+def _open(backend, embedders=(), **request) -> tuple:
     """(resolved name, provider or None, availability check); ``"auto"`` resolved for the
-    request (``spatials``, ``temporal``, ``sensors``) as the export would."""
-    name = _providers.resolve_backend(backend, **request)
-    reason = _providers.backend_availability(name) if isinstance(backend, str) else None
-    if reason:
-        return name, None, Check("credentials", False, f"backend {name!r}: {reason}")
+    request (``spatials``, ``temporal``, ``sensors``) as the export would, precomputed
+    products among ``embedders`` routed to their own providers as the export routes them."""
+    from .providers.routing import product_of, product_providers
+
+    products = product_providers(embedders)
+    names = list(products)
+    if not embedders or not all(product_of(e) for e in embedders):  # an imagery backend too
+        sensors = request.get("sensors")
+        if sensors is not None and embedders:
+            request = {**request, "sensors": [s for s, e in zip(sensors, embedders) if not product_of(e)]}
+        base = _providers.resolve_backend(backend, **request)
+        names = [base] + [n for n in products if n != base]
+    name = "+".join(names)
+    if isinstance(backend, str):
+        for n in names:
+            reason = _providers.backend_availability(n)
+            if reason:
+                return name, None, Check("credentials", False, f"backend {n!r}: {reason}")
     try:
-        provider, name = _providers.open_backend(name if isinstance(backend, str) else backend)
+        if isinstance(backend, str):
+            provider, name = _providers.open_backend(names[0] if len(names) == 1 else backend,
+                                                     list(embedders), **request)
+        else:
+            provider, name = _providers.open_backend(backend)
     except RsEmbedError as exc:
         return name, None, Check("credentials", False, f"backend {name!r} cannot be opened: {exc}")
     return name, provider, Check("credentials", True, f"backend {name!r} is available")
@@ -160,14 +179,19 @@ def check_models(models: Sequence[str], *, backend: Any = "auto",
         models = [models]
     rois = None if spatials is None else [check_spatial(s, f"spatials[{i}]") for i, s in enumerate(spatials)]
     temporal = check_temporal(temporal)
+    from .providers.routing import backend_name_for
+
     status = {s["model"]: s for s in _models.model_status()}
-    sensors = []
+    sensors, described = [], []
     for m in models:
         try:
-            sensors.append(default_sensor(_models.normalize_name(m)))
+            name = _models.normalize_name(m)
+            d = _models.describe_model(name)
         except RsEmbedError:  # reported per model below
-            pass
-    name, provider, avail = _open(backend, spatials=rois, temporal=temporal, sensors=sensors)
+            continue
+        sensors.append(default_sensor(name))
+        described.append(SimpleNamespace(name=name, capabilities=lambda d=d: d))
+    name, provider, avail = _open(backend, described, spatials=rois, temporal=temporal, sensors=sensors)
     out = []
     for m in models:
         m = _models.normalize_name(m)
@@ -175,7 +199,9 @@ def check_models(models: Sequence[str], *, backend: Any = "auto",
         r.checks.extend(_library_and_weights(status.get(m, {}), allow_download))
         r.checks.append(avail)
         if not any(c.ok is False and c.name == "installed" for c in r.checks):
-            r.checks.extend(_backend_checks(m, name, provider))
+            # each model against the backend its input is routed to
+            routed = backend_name_for(provider, name, default_sensor(m)) if provider is not None else name
+            r.checks.extend(_backend_checks(m, routed, provider))
         out.append(r)
     return out
 

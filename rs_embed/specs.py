@@ -308,6 +308,9 @@ class SensorSpec:
     check_input: bool = False
     check_raise: bool = True
     check_save_dir: Optional[str] = None
+    #: a time series instead of one composite: the window is cut into ``frames`` equal
+    #: bins, one composite each, stacked ``(T, C, H, W)`` (see ``Provider.fetch_frames``)
+    frames: Optional[int] = None
 
     def __post_init__(self):
         if not isinstance(self.collection, str) or not self.collection.strip():
@@ -333,6 +336,11 @@ class SensorSpec:
         _check_composite("SensorSpec", self.composite)
         if self.check_save_dir is not None:
             object.__setattr__(self, "check_save_dir", str(self.check_save_dir))
+        if self.frames is not None:
+            if isinstance(self.frames, bool) or not isinstance(self.frames, (int, np.integer)) \
+                    or not 1 <= int(self.frames) <= 366:
+                raise SpecError(f"SensorSpec.frames must be an integer from 1 to 366 or None, got {self.frames!r}")
+            object.__setattr__(self, "frames", int(self.frames))
 
     def identity(self) -> dict:
         """The fields that decide which pixels a provider returns (not the checks)."""
@@ -344,6 +352,8 @@ class SensorSpec:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["bands"] = list(self.bands)
+        if d["frames"] is None:  # single composites keep the dict (and fingerprints) they always had
+            d.pop("frames")
         return d
 
     @classmethod

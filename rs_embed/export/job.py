@@ -19,6 +19,7 @@ from ..geometry import grid_shape, utm_epsg
 from ..io.keys import default_item_name
 from ..models.base import resolve_device
 from ..providers import Provider, list_providers, open_backend
+from ..providers.routing import backend_name_for
 from ..specs import (BBox, InputPrepSpec, OutputSpec, SpatialSpec, TemporalSpec, check_output,
                      check_spatial, check_temporal)
 from ..inference import check_backend, run_window
@@ -203,16 +204,18 @@ def build_job(*, spatials, temporal, models, out, layout, out_dir, out_path, nam
                         modality=modality, device=device, temporal=temporal)
     groups = group_inputs(plans)
     check_grids(rois, groups, opts["max_patch_mb"])
-    provider, backend_name = open_backend(provider_arg, spatials=rois, temporal=temporal,
-                                          sensors=[g.sensor for g in groups])
-    for p in plans:
-        check_backend(p.embedder, backend_name)
+    provider, backend_name = open_backend(provider_arg, [p.embedder for p in plans], spatials=rois,
+                                          temporal=temporal, sensors=[g.sensor for g in groups])
+    # each model against the backend its input is routed to (a product beside imagery)
+    routed = [backend_name_for(provider, backend_name, p.sensor) for p in plans]
+    for p, name in zip(plans, routed):
+        check_backend(p.embedder, name)
     for g in groups:  # unknown collections and bands, before any file is touched
         why = provider.check_sensor(g.sensor)
         if why:
             raise SpecError(f"backend {backend_name!r} cannot serve the input of "
                             f"{[m.name for m in g.models]}: {why}")
-    temporal = run_window([p.embedder for p in plans], temporal, backend_name)
+    temporal = run_window([p.embedder for p in plans], temporal, routed)
     item_names = (resolved.names if resolved.names is not None
                   else [default_item_name(i) for i in range(len(rois))])
     return ExportJob(spatials=rois, spatial_dicts=[s.to_dict() for s in rois], temporal=temporal,

@@ -26,7 +26,20 @@ _BUILTIN: Dict[str, str] = {
     "dofa": "rs_embed.models.dofa:DOFAEmbedder",
     "scalemae": "rs_embed.models.scalemae:ScaleMAEEmbedder",
     "satmae": "rs_embed.models.satmae:SatMAEEmbedder",
+    "tessera": "rs_embed.models.tessera:TesseraEmbedder",
+    "copernicus": "rs_embed.models.copernicus:CopernicusEmbedder",
+    "majortom": "rs_embed.models.majortom:MajorTOMEmbedder",
+    "earthindex": "rs_embed.models.earthindex:EarthIndexEmbedder",
+    "olmoearth": "rs_embed.models.olmoearth:OlmoEarthEmbedder",
+    "clay": "rs_embed.models.clay:ClayEmbedder",
+    "terramind": "rs_embed.models.terramind:TerraMindEmbedder",
+    "satmaepp": "rs_embed.models.satmaepp:SatMAEPPEmbedder",
+    "galileo": "rs_embed.models.galileo:GalileoEmbedder",
 }
+# Ids of the public catalog this release cannot run: registered so asking explains why.
+_BUILTIN.update({n: f"rs_embed.models.unavailable:{n}" for n in (
+    "anysat", "terrafm", "thor", "agrifm",
+    "fomo", "wildsat", "satvision")})
 _registry: Dict[str, Union[str, Type[Embedder]]] = dict(_BUILTIN)
 _instances: Dict[Tuple, Embedder] = {}
 _lock = threading.RLock()

@@ -146,6 +146,12 @@ class PretrainedEmbedder(Embedder):
     temporal_mode: ClassVar[str] = "range"
     summary: ClassVar[str] = ""
     input_ndim: ClassVar[Tuple[int, ...]] = (3,)
+    #: the family feeds pixels unresampled (frames, size), so only same-shape patches
+    #: share a forward pass
+    batch_by_shape: ClassVar[bool] = False
+    #: the family fills masked pixels itself in ``_prepare`` (its reference package's
+    #: normaliser does, or it masks whole frames): they reach it as NaN
+    fills_nodata_itself: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ describe
     @classmethod
@@ -293,15 +299,25 @@ class PretrainedEmbedder(Embedder):
     def _preprocess_meta(self) -> Dict[str, Any]:
         return {}
 
-    def _nodata_fill(self, sensor: SensorSpec) -> Tuple[List[float], str]:
+    def _nodata_fill(self, sensor: SensorSpec) -> Tuple[Optional[List[float]], str]:
         """What masked pixels become, in input units (one value per checkpoint band), and why.
 
         Default: the checkpoint's normalisation mean (the family's input is then its
         training mean, 0 after standardisation). Families override this where their
-        encoding or their official code says otherwise.
+        encoding or their official code says otherwise; a family that
+        ``fills_nodata_itself`` returns the values its own code gives (None when they
+        depend on the pixel, e.g. a copy of the nearest band) and the rule it follows.
+        Recorded in each result's ``meta["nodata_fill"]``.
         """
         ck = self.checkpoint
         return list(ck.mean), f"band mean of the checkpoint's normalisation ({ck.norm_source})"
+
+    def _pool_roi(self, feats: Features, info: Dict[str, Any], i: int, cells, pooling: str):
+        """The family's own pooled vector restricted to the grid ``cells`` (``(h, w)`` bool)
+        on the ROI, or None to pool the ROI's tokens as :meth:`_pool_tokens` does.
+        Families whose pooling weighs tokens the grid does not show (masked frames,
+        image-level tokens) override it."""
+        return None
 
     def grid_footprint(self, input_hw: Tuple[int, int]) -> Tuple[float, float, float, float]:
         """``(y0, x0, y1, x1)``: the part of an input of ``input_hw`` pixels the output grid
@@ -368,18 +384,28 @@ class PretrainedEmbedder(Embedder):
                 (np.asarray(valid, dtype=bool) & np.isfinite(a).all(axis=-3))
             n_bad = int(valid.size - np.count_nonzero(valid))
             ctx["nodata_fill"] = {"pixels": n_bad, "fraction": n_bad / float(valid.size),
-                                  "values": [float(v) for v in fill], "source": fill_source}
+                                  "values": None if fill is None else [float(v) for v in fill],
+                                  "source": fill_source}
             if n_bad:
-                arrays[k] = fill_nodata(a, valid, fill)
+                arrays[k] = fill_nodata(a, valid, [np.nan] * a.shape[-3] if self.fills_nodata_itself else fill)
         net = self.network()
-        out: List[EmbedResult] = []
-        for s in range(0, len(arrays), MAX_FORWARD_BATCH):
-            chunk, ctx = arrays[s:s + MAX_FORWARD_BATCH], contexts[s:s + MAX_FORWARD_BATCH]
-            x, info = self._prepare(chunk, sensor, ctx)
-            with torch.inference_mode():
-                feats = self._forward(net, x.to(self.device), info)
-                out.extend(self._results(feats, chunk, sensor, output, info, ctx))
-        return out
+        if self.batch_by_shape:
+            shapes = [a.shape if a.ndim == 4 else (1,) + a.shape for a in arrays]
+            groups = [[i for i, sh in enumerate(shapes) if sh == key] for key in dict.fromkeys(shapes)]
+        else:
+            groups = [list(range(len(arrays)))]
+        out: List[Optional[EmbedResult]] = [None] * len(arrays)
+        for members in groups:
+            for s in range(0, len(members), MAX_FORWARD_BATCH):
+                part = members[s:s + MAX_FORWARD_BATCH]
+                chunk, ctx = [arrays[i] for i in part], [contexts[i] for i in part]
+                x, info = self._prepare(chunk, sensor, ctx)
+                with torch.inference_mode():
+                    feats = self._forward(net, x.to(self.device), info)
+                    results = self._results(feats, chunk, sensor, output, info, ctx)
+                for i, r in zip(part, results):
+                    out[i] = r
+        return out  # type: ignore[return-value]
 
     def _results(self, feats: Features, chunk, sensor: SensorSpec, output: OutputSpec,
                  info: Dict[str, Any], contexts: Sequence[dict] = ()) -> List[EmbedResult]:
@@ -433,7 +459,11 @@ class PretrainedEmbedder(Embedder):
                 import torch
                 keep = torch.from_numpy(np.tile(mask.reshape(-1), per_cell)).to(toks_all.device)
                 toks = toks_all[i][keep]
-                if own_pooled:
+                roi_vec = self._pool_roi(feats, info, i, mask, output.pooling) if own_pooled else None
+                if roi_vec is not None:
+                    data = roi_vec.float().cpu().numpy()
+                    pooling = feats.meta.get("pooled_kind", "model")
+                elif own_pooled:
                     data = self._pool_tokens(toks, output.pooling).cpu().numpy()
                     pooling = feats.meta.get("pooled_kind", "model")
                 else:

@@ -204,7 +204,12 @@ def candidate_paths(ckpt: Checkpoint, explicit: Optional[str] = None) -> list:
     out = []
     if explicit:
         p = Path(os.path.expanduser(str(explicit)))
-        out.append(p / ckpt.filename if p.is_dir() else p)
+        if p.is_dir():
+            # the file under its catalog path, else (for "<repo>/<file>" names) directly inside
+            inside = p / Path(ckpt.filename).name
+            out.append(inside if not (p / ckpt.filename).is_file() and inside.is_file() else p / ckpt.filename)
+        else:
+            out.append(p)
     wdir = os.environ.get(WEIGHTS_DIR_ENV)
     if wdir:
         base = Path(os.path.expanduser(wdir))

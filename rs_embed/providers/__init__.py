@@ -22,6 +22,11 @@ _BUILTIN: Dict[str, str] = {
     "planetary-computer": "rs_embed.providers.stac:PlanetaryComputerProvider",
     "stac": "rs_embed.providers.stac:EarthSearchProvider",
     "alphaearth": "rs_embed.providers.stac:AlphaEarthProvider",
+    # precomputed products, routed beside the imagery backend (see .routing)
+    "tessera": "rs_embed.providers.tessera:TesseraProvider",
+    "copernicus_embed": "rs_embed.providers.copernicus_embed:CopernicusEmbedProvider",
+    "majortom": "rs_embed.providers.embedding_tables:major_tom",
+    "earthindex": "rs_embed.providers.embedding_tables:earth_index",
 }
 _factories: Dict[str, Union[str, Callable[[], Provider]]] = dict(_BUILTIN)
 _instances: Dict[str, Provider] = {}
@@ -186,14 +191,25 @@ def get_provider(backend: Union[str, Provider] = "auto") -> Provider:
         return inst
 
 
-def open_backend(backend: Union[str, Provider] = "auto", *, spatials: Optional[Sequence] = None,
-                 temporal=None, sensors: Optional[Sequence] = None) -> Tuple[Provider, str]:
+def open_backend(backend: Union[str, Provider] = "auto", embedders: Sequence = (), *,
+                 spatials: Optional[Sequence] = None, temporal=None,
+                 sensors: Optional[Sequence] = None) -> Tuple[Provider, str]:
     """The provider for ``backend`` and the name manifests and metas record for it.
 
-    Resolves ``"auto"`` once, for this request when it is given (see :func:`resolve_backend`).
+    Resolves ``"auto"`` once, for this request when it is given (see
+    :func:`resolve_backend`). Precomputed products among ``embedders`` are read by their
+    own providers, whatever the named backend; ``"auto"`` is then resolved for the
+    request's other sensors only (:mod:`rs_embed.providers.routing`).
     """
     if isinstance(backend, Provider):
         return backend, backend.name or type(backend).__name__
+    if embedders:
+        from .routing import route_products
+
+        return route_products(
+            lambda imagery: resolve_backend(backend, spatials=spatials, temporal=temporal,
+                                            sensors=imagery),
+            embedders, get_provider, sensors=sensors)
     name = resolve_backend(backend, spatials=spatials, temporal=temporal, sensors=sensors)
     return get_provider(name), name
 

@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import ClassVar, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .. import sensors
-from ..errors import ProviderError, SpecError
+from ..errors import ProviderError, SpecError, warn
 from ..geometry import Grid
 from ..specs import SensorSpec, SpatialSpec, TemporalSpec
 
@@ -142,9 +144,11 @@ def fetch_scope(ctx: FetchContext) -> Iterator[FetchContext]:
 
 @dataclass
 class Patch:
-    """A fetched input: ``data`` float32 ``(C, H, W)`` in ``bands`` order on ``grid``.
+    """A fetched input: ``data`` float32 ``(C, H, W)`` in ``bands`` order on ``grid``
+    (``(T, C, H, W)`` for a time series, see :meth:`Provider.fetch_frames`).
 
-    ``valid`` is the nodata mask ``(H, W)``: True where every band holds imagery; the
+    ``valid`` is the nodata mask ``(H, W)`` (``(T, H, W)``: per frame for a time series):
+    True where every band holds imagery; the
     other pixels of ``data`` hold ``fill_value`` (how exports store them), and models
     fill them as their family documents. ``meta`` holds provenance: ``scenes`` (ids
     used), ``nodata_fraction`` (share of pixels outside ``valid``), ``composite``,
@@ -161,9 +165,9 @@ class Patch:
     def __post_init__(self):
         if self.valid is None:
             fill = self.meta.get("fill_value")
-            finite = np.isfinite(self.data).all(axis=0)
+            finite = np.isfinite(self.data).all(axis=-3)
             if fill is not None and not np.isnan(fill):
-                finite &= ~(self.data == np.float32(fill)).all(axis=0)
+                finite &= ~(self.data == np.float32(fill)).all(axis=-3)
             self.valid = finite
         if "nodata_fraction" not in self.meta and self.valid.size:
             self.meta["nodata_fraction"] = float(1.0 - self.valid.mean())
@@ -197,6 +201,12 @@ class Provider(ABC):
     * **Identity.** :meth:`settings` returns every setting that changes the pixels
       (catalog, resampling, cloud masking, project, ...): it is part of an export's
       request fingerprint, so a resume never keeps files made with other settings.
+    * **Time series.** :meth:`fetch_frames` serves ``SensorSpec.frames``; the export
+      engine fetches the bins of the default implementation one by one, each under
+      this contract.
+    * **Routing.** :meth:`route` names the provider that really serves a sensor (a
+      router of precomputed products answers with the routed provider), so the engine
+      applies that provider's contract.
     """
 
     #: registry name, e.g. ``"local"`` or ``"gee"``
@@ -229,6 +239,38 @@ class Provider(ABC):
                     raise
                 out.append(exc)
         return out
+
+    def fetch_frames(self, spatial: SpatialSpec, temporal: Optional[TemporalSpec],
+                     sensor: SensorSpec) -> Patch:
+        """A time series for ``sensor.frames``: the window cut into bins
+        (:func:`frame_windows`), one composite each (:meth:`fetch` per bin), stacked
+        ``(T, C, H, W)`` by :func:`stack_frames`.
+
+        Optional: a backend that can serve a series in one request overrides it. The
+        export engine fetches the bins of the default implementation as separate
+        fetches, each with its own time budget, so one hung bin cannot hold up the
+        series; here (outside an export) the context is looked at between bins.
+        """
+        n = int(sensor.frames or 1)
+        single = dataclasses.replace(sensor, frames=None)
+        if temporal is None:
+            return single_frame(self.fetch(spatial, None, single), n)
+        ctx = current_fetch()
+        windows = frame_windows(temporal, n)
+        results: List[Union[Patch, BaseException]] = []
+        for win in windows:
+            ctx.check()
+            try:
+                results.append(self.fetch(spatial, win, single))
+            except ProviderError as exc:
+                results.append(exc)
+        return stack_frames(results, windows, sensor, temporal)
+
+    def route(self, sensor: SensorSpec) -> "Provider":
+        """The provider that serves ``sensor``: this one, except for a router, which
+        answers with the provider it hands the sensor to (the engine then applies that
+        provider's own contract: its retries, its ``fetch_many``, its name in errors)."""
+        return self
 
     def check_sensor(self, sensor: SensorSpec) -> Optional[str]:
         """Why this backend cannot serve ``sensor`` anywhere (collection or bands it does
@@ -267,6 +309,99 @@ class Provider(ABC):
         """Release open files or sessions (optional)."""
 
 
+def frame_windows(temporal: TemporalSpec, n: int) -> List[TemporalSpec]:
+    """``[start, end)`` cut into ``n`` consecutive bins.
+
+    A window of whole calendar months whose month count ``n`` divides is cut on month
+    boundaries (a year into 12 months, as monthly time series are made); any other
+    window into bins of (nearly) equal whole days, at most one a day.
+    """
+    s, e = temporal.start_date, temporal.end_date
+    months = (e.year - s.year) * 12 + e.month - s.month
+    if s.day == 1 and e.day == 1 and n >= 1 and months >= n and months % n == 0:
+        step = months // n
+        edges = [date(s.year + (s.month - 1 + i * step) // 12, (s.month - 1 + i * step) % 12 + 1, 1)
+                 for i in range(n + 1)]
+        return [TemporalSpec.range(a.isoformat(), b.isoformat()) for a, b in zip(edges[:-1], edges[1:])]
+    days = (temporal.end_date - temporal.start_date).days
+    n = max(1, min(int(n), days))
+    edges = [temporal.start_date + timedelta(days=round(i * days / n)) for i in range(n + 1)]
+    return [TemporalSpec.range(a.isoformat(), b.isoformat()) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def empty_bin(exc: BaseException) -> bool:
+    """Whether a bin's failure means "no imagery in this bin" (a definite, non-transient
+    provider answer) rather than a failure of the whole series (a transient error after
+    its retries, a cancel, a time-out, a bug)."""
+    return (isinstance(exc, ProviderError) and not exc.transient
+            and not isinstance(exc, (FetchCancelled, FetchTimeout)))
+
+
+def single_frame(patch: Patch, requested: int) -> Patch:
+    """A composite standing for a series that could not be binned (no time window): one
+    frame, said once, with what was asked for in meta."""
+    warn(f"a {requested}-frame time series needs a temporal window; fetched one composite "
+         f"of the provider's default window instead")
+    patch.data = patch.data[None]
+    if patch.valid is not None and patch.valid.ndim == 2:
+        patch.valid = patch.valid[None]
+    patch.meta.update(frames_requested=requested, frames=1, frames_empty=[], frames_with_data=1,
+                      frame_windows=None, frame_nodata_fraction=[patch.meta.get("nodata_fraction")])
+    return patch
+
+
+def stack_frames(results: Sequence[Union[Patch, BaseException]], windows: Sequence[TemporalSpec],
+                 sensor: SensorSpec, temporal: TemporalSpec) -> Patch:
+    """One ``(T, C, H, W)`` patch from the per-bin results (a Patch or the bin's error).
+
+    A bin with no imagery (:func:`empty_bin`) stays in place as a frame of
+    ``fill_value``, masked in ``valid`` (``(T, H, W)``: per frame, True where every band
+    holds imagery), listed in ``meta["frames_empty"]`` and warned about once; the model
+    decides whether to mask or back-fill it. Any other error fails the series (the
+    first one is raised), and so does a series without any imagery.
+    """
+    fatal = [r for r in results if isinstance(r, BaseException) and not empty_bin(r)]
+    if fatal:
+        raise fatal[0]
+    got = [r for r in results if isinstance(r, Patch)]
+    if not got:
+        raise results[-1]  # type: ignore[misc]
+    first = got[0]
+    shape = first.data.shape
+    for k, r in enumerate(results):
+        if isinstance(r, Patch) and r.data.shape != shape:
+            raise ProviderError(f"bin {k} of the series came back as {r.data.shape}, bin 0 as {shape}",
+                                transient=False)
+    empty = [i for i, r in enumerate(results) if not isinstance(r, Patch)]
+    fill = np.float32(sensor.fill_value)
+    stack = np.stack([r.data if isinstance(r, Patch) else np.full(shape, fill, np.float32)
+                      for r in results]).astype(np.float32, copy=False)
+    valid = np.stack([r.valid if isinstance(r, Patch) else np.zeros(shape[-2:], bool) for r in results])
+    if empty:
+        warn(f"{len(empty)} of {len(windows)} frames over {temporal.start}..{temporal.end} have no "
+             f"imagery (bins starting {[windows[i].start for i in empty]}); they are passed on as "
+             f"empty frames (fill_value), for the model to mask or back-fill")
+    per_frame = [float(1.0 - v.mean()) for v in valid]
+    meta = {k: v for k, v in first.meta.items() if k not in ("scenes", "nodata_fraction", "temporal")}
+    meta.update(
+        frames_requested=int(sensor.frames or len(windows)), frames=len(windows), frames_empty=empty,
+        frames_with_data=len(windows) - len(empty), nodata_fraction=float(1.0 - valid.mean()),
+        frame_nodata_fraction=per_frame, frame_windows=[[w.start, w.end] for w in windows],
+        frame_dates=[(w.start_date + (w.end_date - w.start_date) / 2).isoformat() for w in windows],
+        scenes=[r.meta.get("scenes") if isinstance(r, Patch) else [] for r in results],
+        temporal=temporal.to_dict(), fill_value=float(fill))
+    return Patch(data=stack, bands=first.bands, grid=first.grid, meta=meta, valid=valid)
+
+
+def fetch_input(provider: "Provider", spatial: SpatialSpec, temporal: Optional[TemporalSpec],
+                sensor: SensorSpec) -> Patch:
+    """The patch a sensor asks for: one composite, or a time series when ``sensor.frames`` is set."""
+    if sensor.frames:
+        return provider.fetch_frames(spatial, temporal, sensor)
+    return provider.fetch(spatial, temporal, sensor)
+
+
 __all__ = ["Patch", "Provider", "FetchContext", "FetchTimeout", "FetchCancelled",
            "current_fetch", "fetch_scope", "DEFAULT_FETCH_TIMEOUT_S", "RESAMPLING_POLICIES",
-           "DEFAULT_RESAMPLING", "check_resampling", "resampling_method"]
+           "DEFAULT_RESAMPLING", "check_resampling", "resampling_method", "frame_windows",
+           "stack_frames", "single_frame", "empty_bin", "fetch_input"]

@@ -65,3 +65,32 @@ def load_file_module(name: str, dist_module: str, relpath: str):
     mod = importlib.util.module_from_spec(mspec)
     mspec.loader.exec_module(mod)
     return mod
+
+
+def import_skipping_package_inits(dotted: str, dist_module: str):
+    """Import ``dotted`` (a module inside an installed distribution) with every parent
+    package stubbed, so no package ``__init__`` runs (terratorch's pulls torchgeo >= 0.9 and
+    a training framework). Relative and absolute imports inside the package still work."""
+    import importlib
+    import sys
+    import types
+
+    spec = importlib.util.find_spec(dist_module)
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip(f"reference implementation {dist_module} is not installed")
+    root = Path(list(spec.submodule_search_locations)[0])
+    saved = {k: v for k, v in sys.modules.items() if k == dist_module or k.startswith(dist_module + ".")}
+    for k in saved:
+        del sys.modules[k]
+    parts = dotted.split(".")
+    try:
+        for i in range(1, len(parts)):
+            name = ".".join(parts[:i])
+            pkg = types.ModuleType(name)
+            pkg.__path__ = [str(root.joinpath(*parts[1:i]))]
+            sys.modules[name] = pkg
+        return importlib.import_module(dotted)
+    finally:
+        for k in [k for k in sys.modules if k == dist_module or k.startswith(dist_module + ".")]:
+            del sys.modules[k]
+        sys.modules.update(saved)
