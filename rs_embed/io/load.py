@@ -757,6 +757,11 @@ class _IndexedModel(ModelResult):
     meta = _lazy("meta")
     del _lazy
 
+    def failed_now(self, points: Sequence[int]) -> None:
+        """Points found failed while reading (a non-finite embedding): their meta is empty."""
+        if "meta" in self._values:
+            del self._values["meta"]
+
     def __repr__(self) -> str:
         return (f"ModelResult(name={self.name!r}, status={self.status!r}, "
                 f"failed_indices={len(self.failed_indices)} point(s), read on demand)")
@@ -775,6 +780,7 @@ class _IndexedExport:
         ok = (idx >= 0) & (idx < n)
         self.row_of[idx[ok]] = np.flatnonzero(ok)
         self._stacks: Dict[str, Optional[Array]] = {}
+        self.result: Optional[ExportResult] = None
         from .lazy import LazySequence
 
         self._points = LazySequence(n, self._point_manifest, what="point manifest")
@@ -829,6 +835,9 @@ class _IndexedExport:
             model.failed_indices = sorted(set(model.failed_indices) | set(bad))
             model.status = "failed" if len(model.failed_indices) == self.n else "partial"
             model.error = model.error or f"the embeddings of points {bad[:10]} hold NaN or infinite values"
+            model.failed_now(bad)
+            if self.result is not None:
+                self.result.status = aggregate_status(r.status for r in self.result.models.values())
         return arr
 
     def inputs(self, model: _IndexedModel) -> Optional[Array]:
@@ -844,18 +853,16 @@ class _IndexedExport:
         path = self.file_of(i)
         if path is None:
             return None
-        try:
-            return expand_point_manifest(_point_manifest(os.path.splitext(path)[0] + ".json"), self.static)
-        except ValueError:
+        jp = os.path.splitext(path)[0] + ".json"
+        if not os.path.exists(jp):
             return None
+        return expand_point_manifest(_point_manifest(jp), self.static)
 
     def meta(self, model: _IndexedModel) -> Sequence[dict]:
         from .lazy import LazySequence
 
-        failed = set(model.failed_indices)
-
         def get(i: int) -> dict:
-            if i in failed:
+            if i in set(model.failed_indices):
                 return {}
             man = self._points[i]
             for e in (man or {}).get("models") or []:
@@ -882,6 +889,13 @@ def _load_indexed(directory: str, run: dict, run_path: str, rows, with_inputs: b
         return None
     codes = rows.model_status_codes()
     if codes is None:
+        return None
+    files = _str_list(run.get("files"), run_path, "files")
+    if files is not None and len(files) != n:
+        raise _bad(run_path, "files", f"lists {len(files)} files for n_items={n}")
+    if rows.n_rows != n:  # the index lists every point of its run
+        if files is None and os.path.isfile(os.path.join(directory, _index_name())):
+            raise _bad(run_path, "n_items", f"is {n} but the run index lists {rows.n_rows} point(s)")
         return None
     status_col = rows.status_codes()
     fmt = run.get("format") if run.get("format") in K.FORMATS else "npz"
@@ -951,9 +965,16 @@ def _load_indexed(directory: str, run: dict, run_path: str, rows, with_inputs: b
         models[name] = _IndexedModel(loader, name, k, st, failed, error)
     overall = aggregate_status(r.status for r in models.values()) if models else "failed"
     temporal = _opt(run, "temporal", dict, run_path, "temporal")
-    return ExportResult(layout="per_item", spatials=spatials, temporal=temporal or None, n_items=n,
-                        status=overall, models=models, manifest=run, path=directory, format=fmt,
-                        names=names, stale_indices=stale)
+    loader.result = ExportResult(layout="per_item", spatials=spatials, temporal=temporal or None, n_items=n,
+                                 status=overall, models=models, manifest=run, path=directory, format=fmt,
+                                 names=names, stale_indices=stale)
+    return loader.result
+
+
+def _index_name() -> str:
+    from .run_index import INDEX_NAME
+
+    return INDEX_NAME
 
 
 def _load_per_item(directory: str, with_inputs: bool) -> ExportResult:

@@ -145,7 +145,7 @@ def fakes_sensor():
 def test_per_item_and_combined_hold_the_same_numbers(tmp_path, base_kwargs, pts):
     ex(base_kwargs, models=["fake_stats", "fake_red"], out=str(tmp_path / "i"), layout="per_item")
     ex(base_kwargs, models=["fake_stats", "fake_red"], out=str(tmp_path / "c"), layout="combined")
-    a, b = load_export(tmp_path / "i"), load_export(tmp_path / "c.npz")
+    a, b = load_export(tmp_path / "i", inputs=True), load_export(tmp_path / "c.npz", inputs=True)
     for model in ("fake_stats", "fake_red"):
         np.testing.assert_array_equal(a.embedding(model), b.embedding(model))
         np.testing.assert_array_equal(a.inputs(model), b.inputs(model))
