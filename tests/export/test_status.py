@@ -4,10 +4,9 @@ warning (or failed with fail_on_bad_input); inspect, get_embedding and export ag
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import warnings
-
-import os
 
 import numpy as np
 import pytest
