@@ -33,14 +33,13 @@ import numpy as np
 
 from ..errors import SpecError
 from ..io import keys as K
-from ..io.atomic import (FileRecord, atomic_write_path_record, refreshed, remove_stale_temps,
-                         verify_file, write_json)
+from ..io.atomic import FileRecord, refreshed, remove_stale_temps, verify_file, write_json
 from ..io.layout import PerItemLayout
 from ..io.lazy import LazySequence
 from ..io.manifest import (MANIFEST_VERSION, PointFingerprints, aggregate_status, expand_point_manifest,
                            json_safe, request_fingerprint, sha1_array, slim_meta, utc_now)
-from ..io.netcdf import (crs_var, embedding_var, export_attrs, input_var, lonlat_vars,
-                         write_netcdf)
+from ..io.nc_pool import POOL_MIN_POINTS, NetCDFPool, write_netcdf_record
+from ..io.netcdf import crs_var, embedding_var, export_attrs, input_var, lonlat_vars
 from ..io.npz import write_npz
 from ..io.run_index import CODE, INDEX_NAME as INDEX_FILE, PARTS_DIR, RunIndexWriter, read_index
 from ..specs import InputPrepSpec
@@ -88,6 +87,8 @@ class PerItemExport:
                                     models=[m.name for m in job.models], enabled=job.save_manifest)
         #: manifests that are not on disk (save_manifest=False, or the point's write failed)
         self.kept: Dict[int, dict] = {}
+        #: NetCDF writer processes (HDF5 takes one file at a time per process)
+        self.nc_pool: Optional[NetCDFPool] = None
         # one instance shared by every point's manifest
         self._temporal = job.temporal.to_dict() if job.temporal is not None else None
         self._output = job.output.to_dict()
@@ -309,7 +310,7 @@ class PerItemExport:
                              extra={"point_index": i, "name": job.names[i], "status": manifest["status"],
                                     "request_fingerprint": manifest["request_fingerprint"],
                                     "spatial": json.dumps(job.spatial_dicts[i])})
-        return atomic_write_path_record(path, lambda tmp: write_netcdf(tmp, variables, attrs))[1]
+        return write_netcdf_record(path, variables, attrs, self.nc_pool)
 
     def _write_point(self, i: int, arrays: Dict[str, np.ndarray], fetched: Fetched, manifest: dict) -> None:
         sha = {k: sha1_array(a) for k, a in arrays.items()}
@@ -524,6 +525,8 @@ class PerItemExport:
                             desc=f"export {os.path.basename(os.path.abspath(self.dir))}",
                             callback=job.progress_cb)
         progress.overall.update(self.resumed)
+        if job.format == "netcdf" and job.async_write and len(todo) >= POOL_MIN_POINTS:
+            self.nc_pool = NetCDFPool(job.writer_workers)
         stop = None
         try:
             stop = run_chunks(job, todo, progress, timings, self._handle(writer, progress),
@@ -538,6 +541,8 @@ class PerItemExport:
             try:
                 writer.close()
             finally:
+                if self.nc_pool is not None:
+                    self.nc_pool.close()
                 progress.close()
         warn_mostly_nodata(job, [w for i in todo for w in self.index.warnings.get(i) or ()])
         return self._finish(run_path, stop, timings, writer, todo)
