@@ -796,23 +796,38 @@ class _IndexedExport:
         """Array ``key`` of each of ``points``, stacked (NaN rows elsewhere); read once per key."""
         if key in self._stacks:
             return self._stacks[key]
-        rows: List[Optional[np.ndarray]] = [None] * self.n
-        try:
-            from tqdm.auto import tqdm
-        except ImportError:  # pragma: no cover - a core dependency
-            tqdm = None
-        it = points if tqdm is None or len(points) < 20000 else tqdm(points, desc=f"load {what}", leave=False)
-        for i in it:
+        from tqdm.auto import tqdm
+
+        # one (n, ...) array filled in place (no second copy of the rows); a list of rows
+        # only if shapes differ between points
+        out: Optional[np.ndarray] = None
+        ragged: Optional[List[Optional[np.ndarray]]] = None
+        filled: List[int] = []
+        for i in tqdm(points, desc=f"load {what}", leave=False, disable=len(points) < 20000):
             path = self.file_of(i)
             if path is None or not os.path.exists(path):
                 continue
             f = _PointFile(path, self.fmt)
             try:
                 a = f.get(key)
-                rows[i] = None if a is None else _as_f32(a, path, key)
             finally:
                 f.close()
-        self._stacks[key] = _stack(rows)
+            if a is None:
+                continue
+            a = _as_f32(a, path, key)
+            if ragged is None and out is None:
+                out = np.full((self.n,) + a.shape, np.nan, dtype=np.float32)
+            if ragged is None and a.shape != out.shape[1:]:
+                ragged = [None] * self.n
+                for j in filled:
+                    ragged[j] = out[j].copy()
+                out = None
+            if ragged is not None:
+                ragged[i] = a
+            else:
+                out[i] = a
+            filled.append(i)
+        self._stacks[key] = ragged if ragged is not None else out
         return self._stacks[key]
 
     def embeddings(self, model: _IndexedModel) -> Optional[Array]:
