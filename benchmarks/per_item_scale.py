@@ -6,6 +6,7 @@ Each measurement runs in its own process so peak RSS is that step's alone.
 
     python benchmarks/per_item_scale.py --n 10000                 # npz
     python benchmarks/per_item_scale.py --n 10000 --format netcdf
+    python benchmarks/per_item_scale.py --n 10000 --format netcdf --nc-in-process  # no writer processes
     python benchmarks/per_item_scale.py --n 100000 --keep /tmp/x  # keep the export
 
 Prints one JSON line per step: export (points/s, peak RSS, per-point manifest bytes),
@@ -84,6 +85,10 @@ def _child(args) -> dict:
         emb = res.embedding("scale_cheap")
         return {"step": "load", "seconds": round(time.perf_counter() - t0, 2), "peak_rss_mb": round(_peak_mb()),
                 "array_mb": round(emb.nbytes / 2**20, 1), "n": res.n_items}
+    if args.nc_in_process:  # NetCDF written in this process, under the HDF5 lock (as before the pool)
+        import rs_embed.export.per_item as per_item
+
+        per_item.POOL_MIN_POINTS = 10**12
     pts = [PointBuffer(LON0 + STEP * i, 45.0, 80.0) for i in range(args.n)]
     t0 = time.perf_counter()
     out = export_batch(spatials=pts, temporal=TemporalSpec.range("2022-06-01", "2022-09-01"),
@@ -104,6 +109,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--format", default="npz", choices=("npz", "netcdf"))
     ap.add_argument("--keep", help="folder to export into (kept); default: a temporary folder")
+    ap.add_argument("--nc-in-process", action="store_true", help="NetCDF without the writer processes")
     ap.add_argument("--step", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -117,14 +123,14 @@ def main() -> None:
     try:
         for step in ("export", "resume", "load"):
             cmd = [sys.executable, __file__, "--step", step, "--out", out, "--n", str(args.n),
-                   "--format", args.format]
+                   "--format", args.format] + (["--nc-in-process"] if args.nc_in_process else [])
             line = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
             rec = json.loads(line)
             if step == "export":
                 export_s = rec["seconds"]
             elif step == "resume" and export_s:
                 rec["share_of_export"] = f"{100 * rec['seconds'] / export_s:.1f} %"
-            rec.update(n=args.n, format=args.format)
+            rec.update(n=args.n, format=args.format, nc_in_process=args.nc_in_process)
             print(json.dumps(rec), flush=True)
     finally:
         if not args.keep:

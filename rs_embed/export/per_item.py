@@ -50,6 +50,11 @@ from .progress import Progress
 from .writer import Writer
 
 
+#: variables of a per-item NetCDF file smaller than this are stored uncompressed (zlib and
+#: its chunking cost more HDF5 time than they save bytes on a few KiB)
+SMALL_VARIABLE = 64 * 1024
+
+
 def _error_text(err: Optional[dict]) -> Optional[str]:
     return None if err is None else f"{err['type']}: {err['message']}"
 
@@ -304,6 +309,10 @@ class PerItemExport:
             if key in arrays:
                 variables.append((embedding_var(key, arrays[key].shape, model=m.name, point_dim=False),
                                   arrays[key]))
+        for var, data in variables:  # one point, written whole: HDF5 costs per filter and fill
+            var.fill = False
+            if data is not None and getattr(data, "nbytes", 0) < SMALL_VARIABLE:
+                var.compress = False
         attrs = export_attrs(title=f"rs_embed export, point {i} ({job.names[i]})",
                              created_at=manifest["created_at"], backend=job.backend,
                              device=job.device_resolved, n_items=1, version=self.version,
