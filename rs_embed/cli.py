@@ -219,15 +219,8 @@ def cmd_export(args) -> int:
         failed = {e["model"]: len(e["failed_indices"]) for e in result["models"] if e["failed_indices"]}
         warned = sorted({w["point_index"] for w in result.get("warnings") or ()})
     else:
-        statuses = [m["status"] if m is not None else "failed" for m in result]
-        status = "ok" if set(statuses) == {"ok"} else ("failed" if set(statuses) == {"failed"} else "partial")
         where = os.path.abspath(args.out)
-        failed = {}
-        for m in result:
-            for e in (m or {}).get("models") or ():
-                if e["status"] != "ok":
-                    failed[e["model"]] = failed.get(e["model"], 0) + 1
-        warned = sorted(m["point_index"] for m in result if m is not None and m.get("warnings"))
+        status, failed, warned = _per_item_summary(result, where)
     summary = {"status": status, "layout": layout, "format": fmt, "path": where, "n_items": len(spatials),
                "failed_points": failed, "mostly_nodata_points": warned}
     if args.json:
@@ -239,6 +232,34 @@ def cmd_export(args) -> int:
         if warned:
             print(f"  {len(warned)} point(s) have mostly-nodata patches (see 'warnings' in the manifest)")
     return 0 if status == "ok" else EXIT_PARTIAL
+
+
+def _per_item_summary(result, folder: str):
+    """Status, failed points per model and mostly-nodata points of a per-item export: from
+    its run manifest (one file, whatever the number of points), else from every manifest."""
+    from .io.keys import RUN_MANIFEST
+
+    try:
+        with open(os.path.join(folder, RUN_MANIFEST), "rb") as fh:
+            run = json.loads(fh.read())
+        failed = {e["model"]: len(e["failed_indices"]) for e in run["models"] if e["failed_indices"]}
+        warned = sorted({w["point_index"] for w in run.get("warnings") or ()})
+        counts = run["summary"]
+        n_ok, n = counts["ok_points"], counts["total_points"]
+        status = "ok" if n_ok == n else ("failed" if n_ok == 0 and not counts["partial_points"] else "partial")
+        return status, failed, warned
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    statuses, failed, warned = set(), {}, []
+    for m in result:
+        statuses.add(m["status"] if m is not None else "failed")
+        for e in (m or {}).get("models") or ():
+            if e["status"] != "ok":
+                failed[e["model"]] = failed.get(e["model"], 0) + 1
+        if m is not None and m.get("warnings"):
+            warned.append(m["point_index"])
+    status = "ok" if statuses == {"ok"} else ("failed" if statuses == {"failed"} else "partial")
+    return status, failed, sorted(warned)
 
 
 def cmd_inspect(args) -> int:

@@ -70,6 +70,11 @@ def inputs(result, model: str) -> List[Optional[np.ndarray]]:
     """The saved ``(C, H, W)`` input of each item (None where missing or not saved)."""
     mr = result.models[model]
     arr = mr.inputs
+    if arr is None and getattr(result, "path", None):  # loaded without inputs (the default): ask for them
+        try:
+            arr = rs_embed.load_export(result.path, inputs=True).models[mr.name].inputs
+        except (OSError, ValueError, KeyError):
+            arr = None
     if arr is None:
         return [None] * result.n_items
     out: List[Optional[np.ndarray]] = []

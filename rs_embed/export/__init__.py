@@ -62,8 +62,8 @@ def export_batch(
     or ``p00000``...) or ``layout="combined"`` (one file; ``out="x/run"`` writes
     ``x/run.npz``), or the legacy ``out_dir=`` / ``out_path=``, or ``target=ExportTarget``.
     Every argument is checked before anything is fetched or written (a rejected request
-    leaves the output folder as it was). Returns the list of per-point manifests
-    (per_item) or the combined manifest (combined).
+    leaves the output folder as it was). Returns the per-point manifests (per_item:
+    a lazy sequence, each read from disk when indexed) or the combined manifest (combined).
 
     ``backend="gee"`` is the reference default; ``"auto"`` picks the local provider
     when its catalog covers the request, else Earth Engine when it is set up, else

@@ -1,16 +1,25 @@
-"""The per-item layout: one array file and one manifest per point, plus a run manifest.
+"""The per-item layout: one array file and one manifest per point, a run manifest, a run index.
 
 ``<out_dir>/<name>.npz|.nc`` holds every model's input and embedding for one point;
-``<name>.json`` describes it (the public rs-embed field names). ``rs_embed_export.json``
-records the whole run (names, statuses, errors) so a reader knows ``n_items`` even
-when trailing points failed. Resume skips a point only when its manifest says
-``ok`` with the same request fingerprint and its array file is there; failed,
-partial and changed points are exported again.
+``<name>.json`` describes it (the public rs-embed field names). Exports of more than
+``SHARD_THRESHOLD`` points put their point files in sub-folders
+(:mod:`rs_embed.io.layout` decides where every file lives).
 
-The run manifest lists the request fingerprint of every point (``point_fingerprints``):
-files left in the folder by another request (an earlier run with another window, say,
-that this run stopped before overwriting) stay on disk but are not part of this
-export, and the reader treats them as missing.
+What is the same at every point is written once, in the run manifest
+``rs_embed_export.json``: each model's ``describe``, ``model_config`` and the part of its
+embedding ``meta`` fixed by the request (``meta_common``). A point manifest keeps every
+field the format reference requires, but ``describe`` is a reference
+(``{"$ref": "rs_embed_export.json#/models/<k>/describe"}``) and ``meta`` holds only what
+is specific to the point; ``run_manifest`` names the file with the rest. Manifests
+returned to the caller (a lazy sequence read from disk) and read by ``load_export`` have
+the static parts put back.
+
+The run index ``rs_embed_index.parquet`` (:mod:`rs_embed.io.run_index`) has one row per
+point (status, fingerprint, file, checksum, errors) and grows as the run goes. Resume
+reads it: a point counts as done only when its row says ``ok`` for the same request
+fingerprint and its array file verifies against the row's checksum; failed, partial and
+changed points are exported again. A point without a row (written after the last index
+flush before a crash, or an export of an older version) is looked up in its manifest.
 """
 
 from __future__ import annotations
@@ -24,13 +33,16 @@ import numpy as np
 
 from ..errors import SpecError
 from ..io import keys as K
-from ..io.atomic import (FileRecord, atomic_write_path_record, refreshed, remove_stale_temps,
-                         verify_file, write_json)
-from ..io.manifest import (MANIFEST_VERSION, PointFingerprints, aggregate_status, json_safe,
-                           request_fingerprint, sha1_array, utc_now)
-from ..io.netcdf import (crs_var, embedding_var, export_attrs, input_var, lonlat_vars,
-                         write_netcdf)
+from ..io.atomic import FileRecord, refreshed, remove_stale_temps, verify_file, write_json
+from ..io.layout import PerItemLayout
+from ..io.lazy import LazySequence
+from ..io.manifest import (MANIFEST_VERSION, PointFingerprints, aggregate_status, expand_point_manifest,
+                           json_safe, request_fingerprint, sha1_array, slim_meta, utc_now)
+from ..io.nc_pool import POOL_MIN_POINTS, NetCDFPool, write_netcdf_record
+from ..io.netcdf import crs_var, embedding_var, export_attrs, input_var, lonlat_vars
 from ..io.npz import write_npz
+from ..io.run_index import CODE, INDEX_NAME as INDEX_FILE, PARTS_DIR, RunIndexWriter, read_index
+from ..specs import InputPrepSpec
 from .job import ExportJob, package_version, run_locked
 from .pipeline import (Cancelled, Fetched, Outcomes, Timings, interruption, nodata_warning,
                        run_chunks, stop_record, warn_mostly_nodata)
@@ -38,8 +50,28 @@ from .progress import Progress
 from .writer import Writer
 
 
+#: variables of a per-item NetCDF file smaller than this are stored uncompressed (zlib and
+#: its chunking cost more HDF5 time than they save bytes on a few KiB)
+SMALL_VARIABLE = 64 * 1024
+
+
 def _error_text(err: Optional[dict]) -> Optional[str]:
     return None if err is None else f"{err['type']}: {err['message']}"
+
+
+def meta_common(job: ExportJob, m) -> dict:
+    """The fields of model ``m``'s embedding meta that the request fixes (as
+    :func:`rs_embed.inference.embedding_meta` fills them)."""
+    caps = m.embedder.capabilities()
+    return json_safe({
+        "model": m.canonical, "type": caps.get("type", "on_the_fly"), "backend": job.backend,
+        "source": m.sensor.collection, "sensor": m.sensor.to_dict(),
+        "temporal": job.temporal.to_dict() if job.temporal is not None else None,
+        "pooling": job.output.pooling if job.output.mode == "pooled" else None,
+        "output": job.output.to_dict(),
+        "input_prep": (InputPrepSpec.coerce(job.input_prep) or InputPrepSpec.resize()).to_dict(),
+        "device": m.embedder.device, "model_config": dict(m.embedder.config),
+    })
 
 
 class PerItemExport:
@@ -49,53 +81,130 @@ class PerItemExport:
         self.ext = K.EXTENSIONS[job.format]
         self.version = package_version()
         self.fingerprints = PointFingerprints(job.fingerprint_common())
-        self.manifests: List[Optional[dict]] = [None] * job.n_items
+        self.layout = PerItemLayout.for_export(self.dir, job.names, self.ext)
         self.created_at = utc_now()
         self._lock = threading.Lock()
         self.write_errors: Dict[int, BaseException] = {}
         self.resumed = 0
         self.point_fingerprints = [self.fingerprints(d) for d in job.spatial_dicts]
-        # one instance shared by every point's manifest (keeps 100k-point runs small)
+        self.index = RunIndexWriter(self.dir, names=job.names, fingerprints=self.point_fingerprints,
+                                    files=self.layout.rel_file, spatials=job.spatial_dicts,
+                                    models=[m.name for m in job.models], enabled=job.save_manifest)
+        #: manifests that are not on disk (save_manifest=False, or the point's write failed)
+        self.kept: Dict[int, dict] = {}
+        #: NetCDF writer processes (HDF5 takes one file at a time per process)
+        self.nc_pool: Optional[NetCDFPool] = None
+        # one instance shared by every point's manifest
         self._temporal = job.temporal.to_dict() if job.temporal is not None else None
         self._output = job.output.to_dict()
-        self._input_prep = job.input_prep.to_dict()
+        self._run_ref = self.layout.run_manifest_ref(0)
+        self.static = {m.name: {"describe": m.describe, "meta_common": meta_common(job, m),
+                                "model_config": m.config} for m in job.models}
+        self._describe_ref = {m.name: {"$ref": f"{self._run_ref}#/models/{k}/describe"}
+                              for k, m in enumerate(job.models)}
 
     # ------------------------------------------------------------------ paths
     def array_path(self, i: int) -> str:
-        return os.path.join(self.dir, self.job.names[i] + self.ext)
+        return self.layout.array_path(i)
 
     def manifest_path(self, i: int) -> str:
-        return os.path.join(self.dir, self.job.names[i] + ".json")
+        return self.layout.manifest_path(i)
 
     # ----------------------------------------------------------------- resume
-    def _finished(self, i: int, fingerprint: str) -> Optional[dict]:
+    def _resume(self) -> List[int]:
+        """The points to export: all but those the index (or, without a row, the point's
+        manifest) shows finished for this request, with a file that verifies."""
+        job = self.job
+        rows = read_index(self.dir) if job.save_manifest else None
+        row_of: Dict[int, int] = {}
+        codes = None
+        if rows is not None:
+            codes = rows.model_status_codes() if rows.models == [m.name for m in job.models] else None
+            for k, i in enumerate(rows.index.tolist()):
+                if 0 <= i < job.n_items:
+                    row_of[i] = k
+        todo = []
+        for i in range(job.n_items):
+            k = row_of.get(i)
+            if k is not None and codes is not None and self._from_row(i, rows, k, codes):
+                continue
+            if k is not None and codes is not None and rows.col("status")[k] != "pending" \
+                    and self._row_matches(i, rows, k):
+                todo.append(i)  # a row of this request that is not ok (or whose file changed)
+                continue
+            if self._from_manifest(i):
+                continue
+            todo.append(i)
+        return todo
+
+    def _row_matches(self, i: int, rows, k: int) -> bool:
+        return (rows.col("name")[k] == self.job.names[i] and rows.col("file")[k] == self.layout.rel_file(i)
+                and rows.col("fingerprint")[k] == self.point_fingerprints[i])
+
+    def _from_row(self, i: int, rows, k: int, codes) -> bool:
+        if rows.col("status")[k] != "ok" or not self._row_matches(i, rows, k):
+            return False
+        record = rows.record(k)
+        path = self.array_path(i)
+        how = verify_file(path, record)
+        if how is None or not os.path.exists(self.manifest_path(i)):
+            return False
+        if how == "hashed":
+            record = refreshed(path, record)
+        self.index.set(i, status="ok", model_status=[("pending", "ok", "partial", "failed")[c] for c in codes[k]],
+                       record=record, warnings=rows.json_col("warnings", k),
+                       nodata=rows.col("nodata_fraction")[k], written_ns=rows.col("written_ns")[k], flush=False)
+        self.resumed += 1
+        return True
+
+    def _from_manifest(self, i: int) -> bool:
+        """Resume from the point's manifest (no usable index row)."""
         try:
             with open(self.manifest_path(i), "rb") as fh:
                 m = json.loads(fh.read())
         except (OSError, ValueError):
-            return None
-        if not isinstance(m, dict) or m.get("request_fingerprint") != fingerprint or m.get("status") != "ok":
-            return None
+            return False
+        if not isinstance(m, dict) or m.get("request_fingerprint") != self.point_fingerprints[i] \
+                or m.get("status") != "ok":
+            return False
         record = FileRecord.from_dict({"size": m.get("file_size"), "sha1": m.get("file_sha1"),
                                        "stat": m.get("file_stat")})
         how = verify_file(self.array_path(i), record)
         if how is None:  # missing, truncated, or other bytes than its manifest's checksum
-            return None
-        if how == "hashed" and self.job.save_manifest:
+            return False
+        if how == "hashed":
             # verified in full (the file was copied or touched): remember its new signature
-            m["file_stat"] = list(refreshed(self.array_path(i), record).signature)
+            record = refreshed(self.array_path(i), record)
+            m["file_stat"] = list(record.signature)
             try:
                 write_json(self.manifest_path(i), m)
             except OSError:
                 pass
-        shared = {p.name: p for p in self.job.models}
-        for entry in m.get("models") or []:  # share the big static parts again
-            p = shared.get(entry.get("model"))
-            if p is not None and entry.get("describe") == p.describe:
-                entry["describe"] = p.describe
-        return m
+        by = {e.get("model"): e.get("status") for e in m.get("models") or [] if isinstance(e, dict)}
+        self.index.set(i, status="ok", model_status=[by.get(p.name, "failed") for p in self.job.models],
+                       record=record, warnings=m.get("warnings") or None, nodata=m.get("nodata_fraction"),
+                       flush=False)
+        self.resumed += 1
+        return True
 
     # --------------------------------------------------------------- manifests
+    def manifest(self, i: int) -> Optional[dict]:
+        """Point ``i``'s manifest with its static parts (None when the point was not exported)."""
+        kept = self.kept.get(i)
+        if kept is not None:
+            return kept
+        if self.index.status[i] == CODE["pending"] or not self.job.save_manifest:
+            return None
+        try:
+            with open(self.manifest_path(i), "rb") as fh:
+                man = json.loads(fh.read())
+        except (OSError, ValueError):
+            return None
+        return expand_point_manifest(man, self.static, {"input_prep": self.job.input_prep.to_dict()})
+
+    def manifests(self) -> LazySequence:
+        return LazySequence(self.job.n_items, self.manifest, what="manifest")
+
     def _point_manifest(self, i: int, fetched: Fetched, outcomes: Outcomes,
                         arrays: Dict[str, np.ndarray]) -> dict:
         job = self.job
@@ -125,10 +234,13 @@ class PerItemExport:
             err = out.error()
             if err is not None:
                 errors.append({"point_index": i, "model": m.name, **err})
+            meta = out.meta
+            if isinstance(meta, dict):
+                meta = slim_meta(json_safe(meta), self.static[m.name]["meta_common"])
             entries.append({
-                "model": m.name, "status": out.status, "sensor": m.sensor_dict, "describe": m.describe,
-                "input": inp, "embedding": emb, "meta": out.meta, "error": _error_text(err),
-                "error_info": err, "model_config": m.config, "fetch_attempts": res.attempts,
+                "model": m.name, "status": out.status, "sensor": m.sensor_dict,
+                "describe": self._describe_ref[m.name], "input": inp, "embedding": emb, "meta": meta,
+                "error": _error_text(err), "error_info": err, "fetch_attempts": res.attempts,
             })
         n_failed = sum(e["status"] != "ok" for e in entries)
         fractions = [fetched[i][g.gid].nodata_fraction for g in job.groups]
@@ -144,7 +256,6 @@ class PerItemExport:
             "spatial": job.spatial_dicts[i],
             "temporal": self._temporal,
             "output": self._output,
-            "input_prep": self._input_prep,
             "package_version": self.version,
             "summary": {"total_models": len(entries), "failed_models": n_failed,
                         "ok_models": len(entries) - n_failed},
@@ -155,7 +266,15 @@ class PerItemExport:
             "layout": "per_item",
             "format": job.format,
             "manifest_version": MANIFEST_VERSION,
+            "run_manifest": self._run_ref,
         }
+
+    def _index_point(self, i: int, manifest: dict, record: Optional[FileRecord]) -> None:
+        self.index.set(i, status=manifest["status"], model_status=[e["status"] for e in manifest["models"]],
+                       record=record,
+                       error=next((e["error"] for e in manifest["models"] if e.get("error")), None),
+                       errors=manifest.get("errors") or None, warnings=manifest.get("warnings") or None,
+                       nodata=manifest.get("nodata_fraction"))
 
     def _arrays(self, i: int, fetched: Fetched, outcomes: Outcomes) -> Dict[str, np.ndarray]:
         job = self.job
@@ -190,13 +309,17 @@ class PerItemExport:
             if key in arrays:
                 variables.append((embedding_var(key, arrays[key].shape, model=m.name, point_dim=False),
                                   arrays[key]))
+        for var, data in variables:  # one point, written whole: HDF5 costs per filter and fill
+            var.fill = False
+            if data is not None and getattr(data, "nbytes", 0) < SMALL_VARIABLE:
+                var.compress = False
         attrs = export_attrs(title=f"rs_embed export, point {i} ({job.names[i]})",
                              created_at=manifest["created_at"], backend=job.backend,
                              device=job.device_resolved, n_items=1, version=self.version,
                              extra={"point_index": i, "name": job.names[i], "status": manifest["status"],
                                     "request_fingerprint": manifest["request_fingerprint"],
                                     "spatial": json.dumps(job.spatial_dicts[i])})
-        return atomic_write_path_record(path, lambda tmp: write_netcdf(tmp, variables, attrs))[1]
+        return write_netcdf_record(path, variables, attrs, self.nc_pool)
 
     def _write_point(self, i: int, arrays: Dict[str, np.ndarray], fetched: Fetched, manifest: dict) -> None:
         sha = {k: sha1_array(a) for k, a in arrays.items()}
@@ -218,7 +341,9 @@ class PerItemExport:
         if self.job.save_manifest:
             safe["manifest_path"] = self.manifest_path(i)
             write_json(self.manifest_path(i), safe)
-        self.manifests[i] = safe
+        else:
+            self.kept[i] = expand_point_manifest(safe, self.static, {"input_prep": self.job.input_prep.to_dict()})
+        self._index_point(i, safe, record)
 
     def _mark_write_failed(self, manifest: dict, err: BaseException) -> dict:
         """A point whose file could not be written: every model entry failed at stage
@@ -250,7 +375,11 @@ class PerItemExport:
                 write_json(self.manifest_path(i), safe)
             except OSError:
                 pass
-        return safe
+        full = expand_point_manifest(safe, self.static, {"input_prep": self.job.input_prep.to_dict()})
+        with self._lock:
+            self.kept[i] = full
+        self._index_point(i, safe, None)
+        return full
 
     def _write_abort(self):
         """With ``continue_on_error=False`` a failed write stops the export."""
@@ -278,10 +407,9 @@ class PerItemExport:
 
                 def done(err, i=i, manifest=manifest):
                     if err is not None:
-                        safe = self._mark_write_failed(manifest, err)
+                        self._mark_write_failed(manifest, err)
                         with self._lock:
                             self.write_errors[i] = err
-                            self.manifests[i] = safe
                     progress.advance(1, failed=int(err is not None or manifest.get("status") != "ok"))
 
                 writer.submit(lambda i=i, a=arrays, f={i: point_fetch}, m=manifest: self._write_point(i, a, f, m), done)
@@ -291,33 +419,29 @@ class PerItemExport:
     def run_manifest(self, status: str, stage: str, timings: Optional[dict] = None,
                      stop_error: Optional[dict] = None) -> dict:
         job = self.job
-        per_model: Dict[str, dict] = {m.name: {"model": m.name, "sensor": m.sensor_dict, "ok_points": 0,
-                                               "failed_indices": []} for m in job.models}
-        errors, warnings = [], []
-        counts = {"ok": 0, "partial": 0, "failed": 0, "missing": 0}
-        for i, man in enumerate(self.manifests):
-            if man is None:
-                counts["missing"] += 1
-                continue
-            counts[man["status"]] = counts.get(man["status"], 0) + 1
-            warnings.extend(man.get("warnings") or [])
-            for e in man.get("models") or []:
-                pm = per_model.get(e.get("model"))
-                if pm is None:
-                    continue
-                if e.get("status") == "ok":
-                    pm["ok_points"] += 1
-                else:
-                    pm["failed_indices"].append(i)
-            errors.extend(man.get("errors") or [])
+        ix = self.index
+        done = ix.status != CODE["pending"]
+        per_model: List[dict] = []
+        for k, m in enumerate(job.models):
+            ok = ix.model_status[:, k] == CODE["ok"]
+            per_model.append({"model": m.name, "sensor": m.sensor_dict, "ok_points": int(ok.sum()),
+                              "failed_indices": np.flatnonzero(done & ~ok).tolist(),
+                              "describe": m.describe, "model_config": m.config,
+                              "meta_common": self.static[m.name]["meta_common"],
+                              "input_key": K.input_key(m.group.owner.key) if job.save_inputs else None,
+                              "embedding_key": K.embedding_key(m.key) if job.save_embeddings else None})
+        errors = [e for i in sorted(ix.errors) for e in ix.errors[i]]
+        warnings = [w for i in sorted(ix.warnings) for w in ix.warnings[i]]
+        counts = {s: int((ix.status == CODE[s]).sum()) for s in ("ok", "partial", "failed")}
+        counts["missing"] = int((~done).sum())
         if stop_error is not None and not any(
                 e.get("point_index") == stop_error["point_index"] and e.get("model") == stop_error["model"]
                 and e.get("stage") == stop_error["stage"] for e in errors):
             errors.append(stop_error)
-        for pm in per_model.values():
+        for pm in per_model:
             pm["status"] = ("ok" if not pm["failed_indices"] and pm["ok_points"] == job.n_items else
                             "failed" if pm["ok_points"] == 0 else "partial")
-        return json_safe({
+        run = {
             "created_at": self.created_at,
             "completed_at": utc_now() if stage == "done" else None,
             "layout": "per_item",
@@ -329,15 +453,22 @@ class PerItemExport:
             "device": job.device_resolved,
             "format": job.format,
             "n_items": job.n_items,
-            "names": job.names,
-            "files": [n + self.ext for n in job.names],
-            "spatials": job.spatial_dicts,
+            "file_layout": self.layout.to_record(),
+            "index": INDEX_FILE if job.save_manifest else None,
+        }
+        if not self.layout.sharded:  # small exports keep the per-point lists (older readers use them)
+            run.update(names=job.names, files=[self.layout.rel_file(i) for i in range(job.n_items)],
+                       spatials=job.spatial_dicts)
+        run.update({
             "temporal": job.temporal.to_dict() if job.temporal is not None else None,
             "output": job.output.to_dict(),
             "input_prep": job.input_prep.to_dict(),
-            "models": list(per_model.values()),
+            "models": per_model,
             "request_fingerprint": request_fingerprint({**job.fingerprint_common(), "spatials": job.spatial_dicts}),
-            "point_fingerprints": self.point_fingerprints,
+        })
+        if not self.layout.sharded:
+            run["point_fingerprints"] = self.point_fingerprints
+        run.update({
             "summary": {"total_points": job.n_items, "ok_points": counts["ok"],
                         "partial_points": counts["partial"], "failed_points": counts["failed"],
                         "missing_points": counts["missing"], "resumed_points": self.resumed},
@@ -347,6 +478,7 @@ class PerItemExport:
             "package_version": self.version,
             "manifest_version": MANIFEST_VERSION,
         })
+        return json_safe(run)
 
     # -------------------------------------------------------------- preflight
     def preflight(self) -> None:
@@ -364,35 +496,36 @@ class PerItemExport:
         if K.RUN_MANIFEST in present:
             raise SpecError(f"{os.path.join(self.dir, K.RUN_MANIFEST)!r} exists and is not an rs_embed run "
                             "manifest; rs_embed does not overwrite files it did not write: choose another out")
-        for name in self.job.names:
-            for fname in (name + self.ext, name + ".json"):
-                if fname in present and not _is_manifest(os.path.join(self.dir, name + ".json")):
+        for sub in self.layout.folders():
+            if sub in present and os.path.isdir(os.path.join(self.dir, sub)):
+                present |= {f"{sub}/{e.name}" for e in os.scandir(os.path.join(self.dir, sub))}
+        for i in range(self.job.n_items):
+            stem = self.layout.rel_stem(i)
+            for fname in (stem + self.ext, stem + ".json"):
+                if fname in present and not _is_manifest(self.manifest_path(i)):
                     raise SpecError(
                         f"{os.path.join(self.dir, fname)!r} exists and was not written by an export "
                         "(no export manifest beside it); rs_embed does not overwrite files it did not "
                         "write: move it, or choose another out or other names")
 
     # -------------------------------------------------------------------- run
-    def run(self) -> List[dict]:
+    def run(self) -> LazySequence:
         return run_locked(self.dir, K.per_item_lock(self.dir), self.dir, self.preflight, self._run_locked)
 
-    def _run_locked(self) -> List[dict]:
+    def _run_locked(self) -> LazySequence:
         job = self.job
-        remove_stale_temps(self.dir)
-        todo = []
-        for i in range(job.n_items):
-            if job.resume:
-                m = self._finished(i, self.point_fingerprints[i])
-                if m is not None:
-                    self.manifests[i] = m
-                    self.resumed += 1
-                    continue
-            todo.append(i)
+        for folder in [self.dir, os.path.join(self.dir, PARTS_DIR)] + [
+                os.path.join(self.dir, sub) for sub in self.layout.folders()]:
+            remove_stale_temps(folder)
+        todo = self._resume() if job.resume else list(range(job.n_items))
         run_path = os.path.join(self.dir, K.RUN_MANIFEST)
         if job.resume and not todo:  # nothing to do, but the run manifest must say so
-            return self._finish(run_path, None, Timings(), None)
+            return self._finish(run_path, None, Timings(), None, todo)
+        self.layout.make_folders()
         if job.save_manifest:
             write_json(run_path, self.run_manifest("running", "running"))
+            # every point's row (pending until written); earlier part files are in it now
+            self.index.write_full(final=True)
         timings = Timings()
         writer = Writer(async_write=job.async_write, workers=job.writer_workers,
                         bound=job.chunk_size + job.writer_workers, retries=job.max_retries,
@@ -401,6 +534,8 @@ class PerItemExport:
                             desc=f"export {os.path.basename(os.path.abspath(self.dir))}",
                             callback=job.progress_cb)
         progress.overall.update(self.resumed)
+        if job.format == "netcdf" and job.async_write and len(todo) >= POOL_MIN_POINTS:
+            self.nc_pool = NetCDFPool(job.writer_workers)
         stop = None
         try:
             stop = run_chunks(job, todo, progress, timings, self._handle(writer, progress),
@@ -415,12 +550,14 @@ class PerItemExport:
             try:
                 writer.close()
             finally:
+                if self.nc_pool is not None:
+                    self.nc_pool.close()
                 progress.close()
-        warn_mostly_nodata(job, [w for i in todo if self.manifests[i] is not None
-                                 for w in self.manifests[i].get("warnings") or ()])
-        return self._finish(run_path, stop, timings, writer)
+        warn_mostly_nodata(job, [w for i in todo for w in self.index.warnings.get(i) or ()])
+        return self._finish(run_path, stop, timings, writer, todo)
 
-    def _finish(self, run_path: str, stop, timings: Timings, writer: Optional[Writer]) -> List[dict]:
+    def _finish(self, run_path: str, stop, timings: Timings, writer: Optional[Writer],
+                todo: List[int]) -> LazySequence:
         job = self.job
         if self.write_errors and not job.continue_on_error and (stop is None or stop[0] is not None):
             # a write failed: the export stops there, even when it was noticed only after
@@ -428,7 +565,9 @@ class PerItemExport:
             i, err = min(self.write_errors.items())
             if stop is None or i <= stop[0]:
                 stop = (i, self._write_exception(i, err))
-        statuses = [m["status"] if m is not None else "failed" for m in self.manifests]
+        codes = self.index.status
+        statuses = {"ok" if c == CODE["ok"] else "partial" if c == CODE["partial"] else "failed"
+                    for c in np.unique(codes).tolist()}
         status = aggregate_status(statuses)
         asked = stop is not None and (isinstance(stop[1], (Cancelled, KeyboardInterrupt)))
         if stop is not None and not asked:
@@ -436,6 +575,7 @@ class PerItemExport:
         stage = "stopped" if stop is not None else "done"
         if job.save_manifest:  # always rewritten: a resume or a crash must not leave it stale
             try:
+                self.index.write_full(final=True)
                 write_json(run_path, self.run_manifest(status, stage,
                                                        timings.as_dict(writer.seconds if writer else 0.0),
                                                        stop_record(stop) if stop is not None else None))
@@ -448,7 +588,7 @@ class PerItemExport:
                     pass
         if stop is not None and not isinstance(stop[1], Cancelled):
             raise stop[1]
-        return self.manifests  # type: ignore[return-value]
+        return self.manifests()
 
 
 def _is_manifest(path: str) -> bool:

@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import keys as K
-from .manifest import aggregate_status
+from .manifest import aggregate_status, expand_point_manifest
 
 Array = Union[np.ndarray, List[Optional[np.ndarray]]]
 
@@ -591,12 +591,13 @@ def _point_files(directory: str, run: Optional[dict], run_path: str, n_run: Opti
         if n_run is not None and len(files) != n_run:
             raise _bad(run_path, "files", f"lists {len(files)} files for n_items={n_run}")
         for i, fname in enumerate(files):
-            ap = os.path.join(directory, os.path.basename(fname))
+            ap = os.path.join(directory, _relative(fname))
             jp = os.path.splitext(ap)[0] + ".json"
             if os.path.exists(ap) and os.path.exists(jp):
                 found.append((i, ap, _point_manifest(jp)))
         return found
-    listing = sorted(f for f in os.listdir(directory) if _fmt_of(f) is not None and not f.startswith("."))
+    listing = sorted(f for f in _listing(directory, run) if _fmt_of(f) is not None
+                     and not os.path.basename(f).startswith("."))
     with_json = [f for f in listing if os.path.exists(os.path.join(directory, os.path.splitext(f)[0] + ".json"))]
     if not with_json and listing:  # save_manifest=False: the arrays alone
         stems = [os.path.splitext(f)[0] for f in listing]
@@ -623,6 +624,28 @@ def _point_files(directory: str, run: Optional[dict], run_path: str, n_run: Opti
         found.append((idx, os.path.join(directory, fname), m))
     _check_sparse(directory, [i for i, _, _ in found], "")
     return found
+
+
+_SHARD = re.compile(r"^\d{4}$")
+
+
+def _relative(fname: str) -> str:
+    """A file of the run manifest's list, relative to the export folder: ``name.npz`` or, in a
+    sharded export, ``0001/name.npz``; anything else is reduced to its base name."""
+    parts = fname.replace("\\", "/").split("/")
+    if len(parts) == 2 and _SHARD.match(parts[0]):
+        return os.path.join(parts[0], parts[1])
+    return os.path.basename(fname)
+
+
+def _listing(directory: str, run: Optional[dict]) -> List[str]:
+    """Files of a per-item folder (relative), the shard sub-folders' too when it is sharded."""
+    names = os.listdir(directory)
+    layout = (run or {}).get("file_layout")
+    if isinstance(layout, dict) and layout.get("kind") == "sharded":
+        for sub in sorted(n for n in names if _SHARD.match(n) and os.path.isdir(os.path.join(directory, n))):
+            names += [os.path.join(sub, f) for f in os.listdir(os.path.join(directory, sub))]
+    return names
 
 
 def _check_sparse(directory: str, indices: List[int], _first: str) -> None:
@@ -654,9 +677,332 @@ def _arrays_only_entries(arrays: _Arrays) -> List[dict]:
              "embedding": {"npz_key": K.embedding_key(n)}, "input": {"npz_key": K.input_key(n)}} for n in names]
 
 
+def _static_parts(run: Optional[dict]) -> Dict[str, dict]:
+    """Per model, what the run manifest holds once for every point (describe, meta_common)."""
+    out: Dict[str, dict] = {}
+    for e in (run or {}).get("models") or []:
+        if isinstance(e, dict) and isinstance(e.get("model"), str):
+            out[e["model"]] = {k: e[k] for k in ("describe", "meta_common", "model_config") if k in e}
+    return out
+
+
+class _PointFile:
+    """One point file, opened to read a few arrays: npz members, or NetCDF variables read
+    with netCDF4 directly (opening each file through xarray costs ~10x more)."""
+
+    def __init__(self, path: str, fmt: str):
+        self.path, self.fmt = path, fmt
+        if fmt == "npz":
+            self._a = _Arrays(path, fmt)
+            return
+        try:
+            import netCDF4
+        except ImportError as exc:
+            raise ImportError("reading NetCDF exports needs xarray and netCDF4: pip install xarray netCDF4") from exc
+        from .netcdf import NC_LOCK
+
+        self._lock = NC_LOCK
+        try:
+            with self._lock:
+                self._ds = netCDF4.Dataset(path, "r")
+                self._ds.set_auto_mask(False)
+        except OSError as exc:
+            raise ValueError(f"{path!r} is not a readable NetCDF export: {exc}") from exc
+
+    def get(self, key: Optional[str]) -> Optional[np.ndarray]:
+        if not key:
+            return None
+        if self.fmt == "npz":
+            return self._a.get(key)
+        with self._lock:
+            var = self._ds.variables.get(key)
+            if var is None:
+                return None
+            try:
+                return np.asarray(var[...])
+            except Exception as exc:
+                raise ValueError(f"{self.path!r}: variable {key!r} cannot be read: {exc}") from exc
+
+    def close(self) -> None:
+        if self.fmt == "npz":
+            self._a.close()
+        else:
+            with self._lock:
+                self._ds.close()
+
+
+class _IndexedModel(ModelResult):
+    """A model of an indexed per-item export: ``embeddings``, ``inputs`` and ``meta`` are
+    read from the files the first time they are asked for."""
+
+    def __init__(self, loader: "_IndexedExport", name: str, k: int, status: str, failed: List[int],
+                 error: Optional[str]):
+        self._loader, self._k = loader, k
+        self._values: Dict[str, Any] = {}
+        self.name, self.status, self.error, self.failed_indices = name, status, error, failed
+
+    def _lazy(field: str):  # noqa: N805 - a property factory
+        def get(self):
+            if field not in self._values:
+                self._values[field] = getattr(self._loader, field)(self)
+            return self._values[field]
+
+        def put(self, value):
+            self._values[field] = value
+
+        return property(get, put)
+
+    embeddings = _lazy("embeddings")
+    inputs = _lazy("inputs")
+    meta = _lazy("meta")
+    del _lazy
+
+    def failed_now(self, points: Sequence[int]) -> None:
+        """Points found failed while reading (a non-finite embedding): their meta is empty."""
+        if "meta" in self._values:
+            del self._values["meta"]
+
+    def __repr__(self) -> str:
+        return (f"ModelResult(name={self.name!r}, status={self.status!r}, "
+                f"failed_indices={len(self.failed_indices)} point(s), read on demand)")
+
+
+class _IndexedExport:
+    """Reads what a model of an indexed per-item export holds, on demand."""
+
+    def __init__(self, directory: str, run: dict, rows, n: int, fmt: str, with_inputs: bool):
+        self.dir, self.run, self.rows, self.n, self.fmt = directory, run, rows, n, fmt
+        self.with_inputs = with_inputs
+        self.entries = [e for e in run.get("models") or [] if isinstance(e, dict)]
+        self.static = _static_parts(run)
+        self.row_of = np.full(n, -1, np.int64)
+        idx = rows.index
+        ok = (idx >= 0) & (idx < n)
+        self.row_of[idx[ok]] = np.flatnonzero(ok)
+        self._stacks: Dict[str, Optional[Array]] = {}
+        self.result: Optional[ExportResult] = None
+        from .lazy import LazySequence
+
+        self._points = LazySequence(n, self._point_manifest, what="point manifest")
+
+    def file_of(self, i: int) -> Optional[str]:
+        k = self.row_of[i]
+        if k < 0:
+            return None
+        rel = self.rows.table.column("file")[int(k)].as_py()
+        return os.path.join(self.dir, _relative(rel)) if rel else None
+
+    def _read_rows(self, key: str, points: Sequence[int], what: str) -> Optional[Array]:
+        """Array ``key`` of each of ``points``, stacked (NaN rows elsewhere); read once per key."""
+        if key in self._stacks:
+            return self._stacks[key]
+        from tqdm.auto import tqdm
+
+        # one (n, ...) array filled in place (no second copy of the rows); a list of rows
+        # only if shapes differ between points
+        out: Optional[np.ndarray] = None
+        ragged: Optional[List[Optional[np.ndarray]]] = None
+        filled: List[int] = []
+        for i in tqdm(points, desc=f"load {what}", leave=False, disable=len(points) < 20000):
+            path = self.file_of(i)
+            if path is None or not os.path.exists(path):
+                continue
+            f = _PointFile(path, self.fmt)
+            try:
+                a = f.get(key)
+            finally:
+                f.close()
+            if a is None:
+                continue
+            a = _as_f32(a, path, key)
+            if ragged is None and out is None:
+                out = np.full((self.n,) + a.shape, np.nan, dtype=np.float32)
+            if ragged is None and a.shape != out.shape[1:]:
+                ragged = [None] * self.n
+                for j in filled:
+                    ragged[j] = out[j].copy()
+                out = None
+            if ragged is not None:
+                ragged[i] = a
+            else:
+                out[i] = a
+            filled.append(i)
+        self._stacks[key] = ragged if ragged is not None else out
+        return self._stacks[key]
+
+    def embeddings(self, model: _IndexedModel) -> Optional[Array]:
+        e = self.entries[model._k]
+        key = e.get("embedding_key") or K.embedding_key(K.sanitize_key(model.name))
+        ok = [i for i in range(self.n) if i not in set(model.failed_indices)]
+        if not ok:
+            return None
+        arr = self._read_rows(key, ok, f"embeddings of {model.name}")
+        if arr is None:
+            return None
+        finite = _finite_rows(arr, self.n)
+        bad = [i for i in ok if not finite[i]]
+        if bad:  # never ok, whatever the index says
+            if isinstance(arr, np.ndarray):
+                arr[bad] = np.nan
+            else:
+                for i in bad:
+                    arr[i] = None
+            model.failed_indices = sorted(set(model.failed_indices) | set(bad))
+            model.status = "failed" if len(model.failed_indices) == self.n else "partial"
+            model.error = model.error or f"the embeddings of points {bad[:10]} hold NaN or infinite values"
+            model.failed_now(bad)
+            if self.result is not None:
+                self.result.status = aggregate_status(r.status for r in self.result.models.values())
+        return arr
+
+    def inputs(self, model: _IndexedModel) -> Optional[Array]:
+        if not self.with_inputs:
+            return None
+        key = self.entries[model._k].get("input_key")
+        if not key:
+            return None
+        have = [i for i in range(self.n) if self.row_of[i] >= 0]
+        return self._read_rows(key, have, f"inputs of {model.name}")  # shared by models of one patch
+
+    def _point_manifest(self, i: int) -> Optional[dict]:
+        path = self.file_of(i)
+        if path is None:
+            return None
+        jp = os.path.splitext(path)[0] + ".json"
+        if not os.path.exists(jp):
+            return None
+        return expand_point_manifest(_point_manifest(jp), self.static)
+
+    def meta(self, model: _IndexedModel) -> Sequence[dict]:
+        from .lazy import LazySequence
+
+        def get(i: int) -> dict:
+            if i in set(model.failed_indices):
+                return {}
+            man = self._points[i]
+            for e in (man or {}).get("models") or []:
+                if e.get("model") == model.name and isinstance(e.get("meta"), dict):
+                    return e["meta"]
+            return {}
+
+        return LazySequence(self.n, get, what="meta")
+
+
+def _load_indexed(directory: str, run: dict, run_path: str, rows, with_inputs: bool) -> Optional[ExportResult]:
+    """A per-item export read through its run index (None when the index does not fit the run
+    manifest: the point manifests are read instead)."""
+    from .lazy import LazySequence
+    from .run_index import CODE
+
+    n = _int(run.get("n_items"), run_path, "n_items")
+    entries = run.get("models")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get("model"), str)
+                                                for e in entries):
+        return None
+    names_run = [e["model"] for e in entries]
+    if rows.models != names_run or (rows.n_rows and int(rows.index.max()) >= n) or rows.n_rows > n:
+        return None
+    codes = rows.model_status_codes()
+    if codes is None:
+        return None
+    files = _str_list(run.get("files"), run_path, "files")
+    if files is not None and len(files) != n:
+        raise _bad(run_path, "files", f"lists {len(files)} files for n_items={n}")
+    if rows.n_rows != n:  # the index lists every point of its run
+        if files is None and os.path.isfile(os.path.join(directory, _index_name())):
+            raise _bad(run_path, "n_items", f"is {n} but the run index lists {rows.n_rows} point(s)")
+        return None
+    status_col = rows.status_codes()
+    fmt = run.get("format") if run.get("format") in K.FORMATS else "npz"
+    loader = _IndexedExport(directory, run, rows, n, fmt, with_inputs)
+    names = _str_list(run.get("names"), run_path, "names")
+    if names is not None and len(names) != n:
+        raise _bad(run_path, "names", f"lists {len(names)} names for n_items={n}")
+    if names is None:
+        col = rows.col("name")
+        names = [K.default_item_name(i) for i in range(n)]
+        for k, i in enumerate(rows.index.tolist()):
+            names[i] = col[k] or names[i]
+    spatials: Sequence[dict]
+    if isinstance(run.get("spatials"), list):
+        if len(run["spatials"]) != n:
+            raise _bad(run_path, "spatials", f"lists {len(run['spatials'])} ROIs for n_items={n}")
+        spatials = [x if isinstance(x, dict) else {} for x in run["spatials"]]
+    else:
+        col = rows.table.column("spatial")
+
+        def spatial(i: int) -> dict:
+            k = loader.row_of[i]
+            text = col[int(k)].as_py() if k >= 0 else None
+            try:
+                d = json.loads(text) if text else {}
+            except ValueError:
+                d = {}
+            return d if isinstance(d, dict) else {}
+
+        spatials = LazySequence(n, spatial, what="spatial")
+    done = np.zeros(n, bool)
+    done[rows.index] = status_col != CODE["pending"]
+    # points not written by this run: files another request left there are stale
+    stale: List[int] = []
+    fps = run.get("point_fingerprints") if isinstance(run.get("point_fingerprints"), list) else None
+    fp_col = rows.col("fingerprint") if fps is None else None
+    for i in np.flatnonzero(~done).tolist():
+        k = loader.row_of[i]
+        path = loader.file_of(i)
+        if path is None:
+            continue
+        jp = os.path.splitext(path)[0] + ".json"
+        if os.path.exists(path) and os.path.exists(jp):
+            want = fps[i] if fps is not None and i < len(fps) else fp_col[int(k)]
+            try:
+                have = _read_json(jp).get("request_fingerprint")
+            except ValueError:
+                have = None
+            if have != want:
+                stale.append(i)
+    models: Dict[str, ModelResult] = {}
+    errors_col = rows.col("error")
+    for k, name in enumerate(names_run):
+        ok = np.zeros(n, bool)
+        ok[rows.index] = (codes[:, k] == CODE["ok"]) & (status_col != CODE["pending"])
+        failed = np.flatnonzero(~ok).tolist()
+        n_ok = n - len(failed)
+        st = "ok" if n_ok == n else ("failed" if n_ok == 0 else "partial")
+        error = None
+        if st == "failed":
+            bad_rows = np.flatnonzero((codes[:, k] != CODE["ok"]) & (status_col != CODE["pending"])).tolist()
+            error = next((errors_col[r] for r in bad_rows if errors_col[r]), None)
+            if error is None and stale:
+                error = (f"points {stale} hold files of another request than this export's "
+                         "(not overwritten by a run that stopped early); read as missing")
+            error = error or "point was not exported"
+        models[name] = _IndexedModel(loader, name, k, st, failed, error)
+    overall = aggregate_status(r.status for r in models.values()) if models else "failed"
+    temporal = _opt(run, "temporal", dict, run_path, "temporal")
+    loader.result = ExportResult(layout="per_item", spatials=spatials, temporal=temporal or None, n_items=n,
+                                 status=overall, models=models, manifest=run, path=directory, format=fmt,
+                                 names=names, stale_indices=stale)
+    return loader.result
+
+
+def _index_name() -> str:
+    from .run_index import INDEX_NAME
+
+    return INDEX_NAME
+
+
 def _load_per_item(directory: str, with_inputs: bool) -> ExportResult:
     run_path = os.path.join(directory, K.RUN_MANIFEST)
     run = _read_json(run_path) if os.path.exists(run_path) else None
+    if run is not None and isinstance(run.get("index"), str):
+        from .run_index import read_index
+
+        rows = read_index(directory)
+        if rows is not None:
+            res = _load_indexed(directory, run, run_path, rows, with_inputs)
+            if res is not None:
+                return res
     n_run = None
     if run is not None:
         n_run = _int(run.get("n_items"), run_path, "n_items")
@@ -689,6 +1035,7 @@ def _load_per_item(directory: str, with_inputs: bool) -> ExportResult:
     fmt = run.get("format", "npz") if run is not None else None
     stale: List[int] = []
     non_finite: Dict[str, List[int]] = {}
+    static = _static_parts(run)
 
     def ensure(name: str) -> None:
         if name not in emb_rows:
@@ -724,6 +1071,7 @@ def _load_per_item(directory: str, with_inputs: bool) -> ExportResult:
                 entries = _arrays_only_entries(arrays)
                 written = False
             else:
+                man = expand_point_manifest(man, static)
                 if run is None:
                     if isinstance(man.get("spatial"), dict):
                         spatials[i] = man["spatial"]
@@ -790,10 +1138,13 @@ def _load_per_item(directory: str, with_inputs: bool) -> ExportResult:
 # ------------------------------------------------------------------------ entry
 
 
-def load_export(path: Union[str, os.PathLike], *, inputs: bool = True) -> ExportResult:
+def load_export(path: Union[str, os.PathLike], *, inputs: bool = False) -> ExportResult:
     """Load an export: a file (``.npz``/``.nc``/``.json``) is combined, a directory per-item.
 
-    ``inputs=False`` skips the input patches (faster, less memory). Raises
+    Input patches are read only when asked: ``inputs=True`` (they can be many times the
+    size of the embeddings). A per-item export with a run index is read lazily: each
+    model's embeddings (and inputs) when first asked for, one point's ``meta`` when it
+    is indexed, never another model's arrays. Raises
     ``FileNotFoundError`` when ``path`` does not exist and ``ValueError`` when it is
     not an export or a file of it is damaged (the message names the file and field).
     """

@@ -135,6 +135,46 @@ def error_record(exc: BaseException, *, stage: str, attempts: Optional[int] = No
     return rec
 
 
-__all__ = ["MANIFEST_VERSION", "utc_now", "json_safe", "canonical_json", "request_fingerprint",
+def slim_meta(meta: dict, common: Mapping[str, Any]) -> dict:
+    """``meta`` without the fields equal to the run's ``common`` ones (kept once, in the run
+    manifest); a field whose value differs at this point stays."""
+    return {k: v for k, v in meta.items() if not (k in common and (v is common[k] or v == common[k]))}
+
+
+def expand_point_manifest(man: dict, static: Mapping[str, Mapping[str, Any]],
+                          top: Optional[Mapping[str, Any]] = None) -> dict:
+    """A point manifest with the static parts its run manifest holds put back.
+
+    ``static`` maps a model name to ``{describe, meta_common, model_config}``; ``top``
+    holds run-level fields to add when missing (``input_prep``). Manifests that are
+    whole already (older versions, the public rs-embed) come back unchanged. The static
+    objects are shared, not copied.
+    """
+    if not isinstance(man, dict) or "run_manifest" not in man or not isinstance(man.get("models"), list):
+        return man
+    out = dict(man)
+    entries = []
+    for e in man["models"]:
+        st = static.get(e.get("model")) if isinstance(e, dict) else None
+        if st is None:
+            entries.append(e)
+            continue
+        e = dict(e)
+        d = e.get("describe")
+        if isinstance(d, dict) and "$ref" in d and st.get("describe") is not None:
+            e["describe"] = st["describe"]
+        common = st.get("meta_common")
+        if isinstance(e.get("meta"), dict) and isinstance(common, Mapping):
+            e["meta"] = {**common, **e["meta"]}
+        if "model_config" in st:
+            e.setdefault("model_config", st["model_config"])
+        entries.append(e)
+    out["models"] = entries
+    for k, v in (top or {}).items():
+        out.setdefault(k, v)
+    return out
+
+
+__all__ = ["slim_meta", "expand_point_manifest", "MANIFEST_VERSION", "utc_now", "json_safe", "canonical_json", "request_fingerprint",
            "PointFingerprints", "sha1_array", "array_record", "aggregate_status", "error_record",
            "error_message"]

@@ -44,6 +44,8 @@ class NcVar:
     coord_attrs: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     chunks: Optional[Tuple[int, ...]] = None
     compress: bool = True
+    #: a ``_FillValue`` (NaN for floats); off for variables written whole at once
+    fill: bool = True
 
 
 def _same(a, b) -> bool:
@@ -111,7 +113,7 @@ class NetCDFWriter:
                 kwargs.update(zlib=True, complevel=COMPLEVEL, shuffle=True)
                 if var.chunks is not None:
                     kwargs["chunksizes"] = var.chunks
-            fill = np.nan if kind == "f" else None
+            fill = np.nan if kind == "f" and var.fill else None
             v = self.ds.createVariable(var.name, np.dtype(var.dtype), dims, fill_value=fill, **kwargs)
         for k, value in var.attrs.items():
             v.setncattr(k, _attr(value))

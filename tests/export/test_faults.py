@@ -88,7 +88,7 @@ def test_permanent_failures_with_continue_on_error(layout, fmt, tmp_path):
     assert sorted((e["point_index"], e["model"]) for e in errors) == sorted(
         (i, m) for i in bad for m in ALL)
     assert all(e["type"] == "ProviderError" and e["stage"] == "fetch" and e["message"] for e in errors)
-    r = load_export(path)
+    r = load_export(path, inputs=True)
     assert r.n_items == 20 and r.status == "partial"
     for m in ALL:
         emb = r.embedding(m)

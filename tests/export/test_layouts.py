@@ -6,11 +6,13 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Sequence
 
 import numpy as np
 import pytest
 
 from rs_embed import ExportTarget, OutputSpec, export_npz, load_export
+from rs_embed.io.manifest import expand_point_manifest
 
 import fakes
 from fakes import T, ex
@@ -33,10 +35,12 @@ def test_per_item_files_keys_and_manifest(tmp_path, base_kwargs, provider, pts):
     out = tmp_path / "items"
     res = ex(base_kwargs, models=["fake_stats", "fake_other", "fake_red"], out=str(out),
                        layout="per_item")
-    assert isinstance(res, list) and len(res) == len(pts)
+    run = json.loads((out / "rs_embed_export.json").read_text())
+    static = {e["model"]: e for e in run["models"]}
+    assert isinstance(res, Sequence) and len(res) == len(pts) and res == list(res)
     names = sorted(os.listdir(out))
     assert names == sorted([f"p{i:05d}{e}" for i in range(len(pts)) for e in (".npz", ".json")]
-                           + ["rs_embed_export.json"])
+                           + ["rs_embed_export.json", "rs_embed_index.parquet"])
     # one fetch per point and distinct patch: fake_stats and fake_other share theirs
     assert provider.calls == 2 * len(pts)
     for i, m in enumerate(res):
@@ -46,7 +50,11 @@ def test_per_item_files_keys_and_manifest(tmp_path, base_kwargs, provider, pts):
         assert m["spatial"] == pts[i].to_dict() and m["spatial"]["type"] == "PointBuffer"
         assert m["temporal"] == T.to_dict() and m["output"] == OutputSpec.pooled().to_dict()
         on_disk = json.loads((out / f"p{i:05d}.json").read_text())
-        assert on_disk == m
+        # on disk the static parts are in the run manifest; the returned manifest has them back
+        assert PER_ITEM_TOP <= set(on_disk) and on_disk["run_manifest"] == "rs_embed_export.json"
+        assert expand_point_manifest(on_disk, static, {"input_prep": run["input_prep"]}) == m
+        for e in on_disk["models"]:
+            assert PER_ITEM_MODEL <= set(e) and "$ref" in e["describe"] and "sensor" not in e["meta"]
         with np.load(out / f"p{i:05d}.npz") as z:
             assert sorted(z.files) == sorted(m["npz_keys"]) == sorted(
                 ["input_chw__fake_stats", "embedding__fake_stats", "embedding__fake_other",
@@ -64,8 +72,8 @@ def test_per_item_files_keys_and_manifest(tmp_path, base_kwargs, provider, pts):
             assert "dedup_reused" not in by["fake_stats"]["input"]
             assert z["input_chw__fake_red"].shape == (2, 8, 8) and z["input_chw__fake_stats"].shape == (4, 8, 8)
             assert z["embedding__fake_stats"].dtype == np.float32 and z["embedding__fake_stats"].shape == (8,)
-    run = json.loads((out / "rs_embed_export.json").read_text())
     assert run["n_items"] == len(pts) and run["status"] == "ok" and run["names"][0] == "p00000"
+    assert run["file_layout"] == {"kind": "flat"} and run["index"] == "rs_embed_index.parquet"
 
 
 def test_per_item_names_and_legacy_out_dir(tmp_path, base_kwargs, pts):
@@ -137,7 +145,7 @@ def fakes_sensor():
 def test_per_item_and_combined_hold_the_same_numbers(tmp_path, base_kwargs, pts):
     ex(base_kwargs, models=["fake_stats", "fake_red"], out=str(tmp_path / "i"), layout="per_item")
     ex(base_kwargs, models=["fake_stats", "fake_red"], out=str(tmp_path / "c"), layout="combined")
-    a, b = load_export(tmp_path / "i"), load_export(tmp_path / "c.npz")
+    a, b = load_export(tmp_path / "i", inputs=True), load_export(tmp_path / "c.npz", inputs=True)
     for model in ("fake_stats", "fake_red"):
         np.testing.assert_array_equal(a.embedding(model), b.embedding(model))
         np.testing.assert_array_equal(a.inputs(model), b.inputs(model))

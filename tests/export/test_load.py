@@ -26,7 +26,7 @@ def _kw(prov, n=6):
 def test_load_every_layout_and_format(layout, fmt, tmp_path):
     ex(_kw(fakes.FakeProvider()), out=str(tmp_path / "x"), layout=layout, format=fmt)
     path = tmp_path / "x" if layout == "per_item" else tmp_path / ("x.npz" if fmt == "npz" else "x.nc")
-    r = load_export(path)
+    r = load_export(path, inputs=True)
     assert isinstance(r, ExportResult) and r.layout == layout and r.format == fmt
     assert r.n_items == 6 and r.status == "ok" and r.ok_models == MODELS and r.failed_models == []
     assert r.spatials == [p.to_dict() for p in fakes.points(6)] and r.temporal == T.to_dict()
@@ -37,6 +37,7 @@ def test_load_every_layout_and_format(layout, fmt, tmp_path):
     direct = fakes.FakeProvider().fetch(fakes.points(6)[4], T, _s2())
     np.testing.assert_array_equal(r.inputs("fake_stats")[4], direct.data)
     assert load_export(path, inputs=False).models["fake_stats"].inputs is None
+    assert load_export(path).models["fake_stats"].inputs is None  # inputs only when asked
 
 
 def _s2():

@@ -155,10 +155,16 @@ def test_damaged_archives(combined, damage, what):
     ("p00001.json", _set("models", 0, "status", 3), "models[0].status"),
     ("p00001.json", _set("models", 0, "embedding", [1]), "models[0].embedding"),
 ])
-def test_malformed_per_item_manifests(items, target, edit, field):
+@pytest.mark.parametrize("indexed", [True, False])
+def test_malformed_per_item_manifests(items, target, edit, field, indexed):
+    """With its run index a point manifest is read when its meta is asked for; without (older
+    versions, the public rs-embed) when the export is loaded. Either way: a clear error."""
     _edit(items / target, edit)
+    if not indexed:
+        os.remove(items / "rs_embed_index.parquet")
     with pytest.raises(ValueError) as info:
-        load_export(items)
+        r = load_export(items)
+        r.models["fake_stats"].meta[1]
     assert type(info.value) is ValueError and target in str(info.value) and repr(field) in str(info.value)
 
 
@@ -171,6 +177,9 @@ def test_per_item_without_run_manifest_refuses_a_far_point_index(items):
 
 def test_a_point_manifest_that_is_not_json(items):
     (items / "p00002.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"p00002\.json"):
+        load_export(items).models["fake_stats"].meta[2]
+    os.remove(items / "rs_embed_index.parquet")
     with pytest.raises(ValueError, match=r"p00002\.json"):
         load_export(items)
 
@@ -186,8 +195,8 @@ def test_exports_without_manifests_load_from_their_arrays(layout, fmt, tmp_path)
     if layout == "per_item":
         assert not [f for f in os.listdir(tmp_path / "without") if f.endswith(".json")]
     ext = ".npz" if fmt == "npz" else ".nc"
-    a = load_export(tmp_path / ("with" if layout == "per_item" else "with" + ext))
-    b = load_export(tmp_path / ("without" if layout == "per_item" else "without" + ext))
+    a = load_export(tmp_path / ("with" if layout == "per_item" else "with" + ext), inputs=True)
+    b = load_export(tmp_path / ("without" if layout == "per_item" else "without" + ext), inputs=True)
     assert b.layout == layout and b.n_items in (4, 5)  # a trailing failed point leaves no trace
     for model in MODELS:
         ea, eb = a.embedding(model), b.embedding(model)

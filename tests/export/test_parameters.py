@@ -96,7 +96,7 @@ def test_rois_of_different_sizes_are_stored_per_point(fmt, tmp_path):
     e = m["models"][0]
     assert e["inputs"]["indices"] == [0, 1, 2] and len(e["inputs"]["npz_keys"]) == 3
     assert e["embeddings"]["npz_keys"][1] == "embedding__fake_stats__00001"
-    r = load_export(tmp_path / f"x.{'npz' if fmt == 'npz' else 'nc'}")
+    r = load_export(tmp_path / f"x.{'npz' if fmt == 'npz' else 'nc'}", inputs=True)
     emb = r.embedding("fake_stats")
     assert isinstance(emb, list) and emb[0].shape != emb[1].shape
     assert r.inputs("fake_stats")[2].shape == (4, 8, 8)

@@ -4,6 +4,7 @@ warning (or failed with fail_on_bad_input); inspect, get_embedding and export ag
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import warnings
 
@@ -64,8 +65,13 @@ def test_load_export_never_reports_a_stored_nan_embedding_as_ok(layout, tmp_path
         np.savez(tmp_path / "x.npz", **arrays)
     r = load_export(_target(tmp_path, layout))
     m = r.models["fake_stats"]
+    assert not np.isfinite(r.embedding("fake_stats")[2]).all()  # per item: read lazily, checked when read
     assert r.status == "partial" and m.status == "partial" and m.failed_indices == [2]
     assert "NaN or infinite" in m.error and m.meta[2] == {}
+    if layout == "per_item":  # without its run index (older versions): checked at once
+        os.remove(tmp_path / "x" / "rs_embed_index.parquet")
+        r = load_export(_target(tmp_path, layout))
+        assert r.status == "partial" and r.models["fake_stats"].failed_indices == [2]
 
 
 @pytest.mark.parametrize("layout", ["per_item", "combined"])

@@ -198,13 +198,13 @@ def test_combined_inputs_without_indices_are_realigned_with_failed_indices(tmp_p
     pts = fakes.points(4)
     prov = fakes.FakeProvider(permanent=[pts[1].lon, pts[2].lon])
     ex(_kw(prov, n=4), out=str(tmp_path / "x"), layout="combined", continue_on_error=True)
-    full = load_export(tmp_path / "x.npz")
+    full = load_export(tmp_path / "x.npz", inputs=True)
     man = json.loads((tmp_path / "x.json").read_text())
     entry = man["models"][0]
     assert entry["failed_indices"] == [1, 2] and entry["inputs"]["indices"] == [0, 3]
     del entry["inputs"]["indices"]  # as files of the public rs-embed may be
     (tmp_path / "x.json").write_text(json.dumps(man))
-    e = load_export(tmp_path / "x.npz")
+    e = load_export(tmp_path / "x.npz", inputs=True)
     inp = e.inputs("fake_stats")
     assert inp.shape[0] == 4
     assert np.isnan(inp[[1, 2]]).all()
@@ -220,4 +220,4 @@ def test_combined_rows_that_cannot_be_aligned_are_an_error(tmp_path):
     man["models"][0]["failed_indices"] = [1, 2]  # 2 rows claimed, 3 stored
     (tmp_path / "x.json").write_text(json.dumps(man))
     with pytest.raises(ValueError, match=r"3 rows for 4 points"):
-        load_export(tmp_path / "x.npz")
+        load_export(tmp_path / "x.npz", inputs=True)

@@ -119,6 +119,8 @@ class Settings(fakes.FakeProvider):
 @pytest.mark.parametrize("layout", ["per_item", "combined"])
 def test_changed_provider_settings_are_exported_again(layout, tmp_path):
     first = ex(_kw(Settings("a"), n=4), out=str(tmp_path / "x"), layout=layout)
+    if layout == "per_item":  # a lazy sequence reads the files: take what they say now
+        first = list(first)
     same = Settings("a")
     ex(_kw(same, n=4), out=str(tmp_path / "x"), layout=layout, resume=True)
     assert same.calls == 0

@@ -45,7 +45,7 @@ def titles(fig):
 
 
 def test_rgb_inputs_one_panel_per_roi_named(exports):
-    res = load_export(exports["pooled"])
+    res = load_export(exports["pooled"], inputs=True)
     fig = plot_inputs(res, "rcf")
     assert [t.split()[0] for t in titles(fig)] == [p.name for p in PTS]
     arr = images(fig)[4].get_array()
