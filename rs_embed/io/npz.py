@@ -18,6 +18,7 @@ import functools
 import io
 import struct
 import zlib
+from collections import OrderedDict
 from typing import BinaryIO, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
@@ -147,17 +148,34 @@ def array_pieces(arr: np.ndarray, level: int = COMPRESSLEVEL) -> List[Piece]:
 
 
 class PieceReader:
-    """Reads file-backed pieces, keeping the source files open until closed."""
+    """Reads file-backed pieces, keeping at most ``max_open`` source files open.
 
-    def __init__(self):
-        self._files: Dict[str, BinaryIO] = {}
+    An export assembles its final file from thousands of shard files: holding one handle
+    per shard would hit the process's open-file limit (``ulimit -n``, 256 on macOS), so
+    the least recently used file is closed when another is needed. Pieces are read in
+    point order, which is shard order, so a file is rarely reopened.
+    """
+
+    def __init__(self, max_open: int = 8):
+        self._files: "OrderedDict[str, BinaryIO]" = OrderedDict()
+        self.max_open = max(1, int(max_open))
+        self.opened = 0  # files opened so far (a reopened file counts again)
+
+    def _file(self, path: str) -> BinaryIO:
+        fh = self._files.get(path)
+        if fh is not None:
+            self._files.move_to_end(path)
+            return fh
+        while len(self._files) >= self.max_open:
+            self._files.popitem(last=False)[1].close()
+        fh = self._files[path] = open(path, "rb")
+        self.opened += 1
+        return fh
 
     def read(self, piece: Piece) -> bytes:
         if piece.data is not None:
             return piece.data
-        fh = self._files.get(piece.path)
-        if fh is None:
-            fh = self._files[piece.path] = open(piece.path, "rb")
+        fh = self._file(piece.path)
         fh.seek(piece.offset)
         data = fh.read(piece.length)
         if len(data) != piece.length:
@@ -165,9 +183,8 @@ class PieceReader:
         return data
 
     def close(self) -> None:
-        for fh in self._files.values():
-            fh.close()
-        self._files.clear()
+        while self._files:
+            self._files.popitem()[1].close()
 
     def __enter__(self):
         return self
