@@ -45,3 +45,84 @@ def test_assembly_and_resume_hold_no_file_per_shard(tmp_path, fmt):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split()[:2] == ["OK", str(n - 1)]  # the resume kept all but the failed point
     assert not (tmp_path / "run.parts").exists()
+
+
+# ------------------------------------------------------- temporaries on shared disks
+
+_WRITER = textwrap.dedent("""
+    import sys, time
+    from rs_embed.io import atomic
+
+    def write(fh):
+        fh.write(b"half")
+        fh.flush()
+        print("writing", flush=True)
+        sys.stdin.readline()  # until the test lets go
+    atomic.atomic_write({path!r}, write)
+""")
+
+
+def _dead_pid() -> int:
+    return int(subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True).stdout)
+
+
+def _age(path, seconds: float) -> None:
+    t = os.stat(path).st_mtime - seconds
+    os.utime(path, (t, t))
+
+
+def test_temporaries_carry_this_hosts_name_and_pid(tmp_path):
+    from rs_embed.io import atomic
+
+    seen = []
+    atomic.atomic_write(str(tmp_path / "a.npz"), lambda fh: seen.extend(os.listdir(tmp_path)))
+    assert len(seen) == 1 and seen[0].startswith(f".a.npz.rs_embed-{atomic.host_tag()}-{os.getpid()}-")
+    assert atomic.host_tag("node-7.cluster") == "node_7.cluster"
+
+
+def test_clean_up_never_touches_a_live_export_of_another_host(tmp_path):
+    """Another host's pids mean nothing here: its temporaries go only when old and unlocked."""
+    from rs_embed.io import atomic
+
+    dead = _dead_pid()
+    other = "otherhost.example"
+    assert other != atomic.host_tag()
+    fresh = tmp_path / f".p1.npz.rs_embed-{other}-{dead}-aaaa.tmp"  # being written there right now
+    old = tmp_path / f".p2.npz.rs_embed-{other}-{dead}-bbbb.tmp"  # abandoned long ago
+    legacy = tmp_path / f".p3.npz.rs_embed-{dead}-cccc.tmp"  # no host (older versions): same rule
+    mine_dead = tmp_path / f".p4.npz.rs_embed-{atomic.host_tag()}-{dead}-dddd.tmp"
+    folder = tmp_path / f".run.nc.rs_embed-{other}-{dead}-eeee.tmpdir"
+    folder.mkdir()
+    (folder / "run.nc").write_bytes(b"x")
+    for f in (fresh, old, legacy, mine_dead):
+        f.write_bytes(b"x")
+    for f in (old, legacy, folder / "run.nc", folder):
+        _age(f, atomic.STALE_AGE_S + 60)
+    assert atomic.remove_stale_temps(str(tmp_path)) == 4
+    assert sorted(os.listdir(tmp_path)) == [fresh.name]
+    # a folder whose file is still being written (recent mtime inside) stays
+    folder.mkdir()
+    (folder / "run.nc").write_bytes(b"x")
+    _age(folder, atomic.STALE_AGE_S + 60)
+    assert atomic.remove_stale_temps(str(tmp_path)) == 0 and folder.exists()
+
+
+def test_a_locked_temporary_of_another_host_is_kept_however_old(tmp_path):
+    """A writer elsewhere holds its temporary's lock: seen from here (a renamed host tag)
+    the file is old and its pid unknown, and it is still left alone."""
+    from rs_embed.io import atomic
+
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER.format(path=str(tmp_path / "big.npz"))],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        (tmp,) = [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
+        foreign = tmp.replace(f"rs_embed-{atomic.host_tag()}-", "rs_embed-otherhost-")
+        os.rename(tmp_path / tmp, tmp_path / foreign)  # as another host would see it
+        _age(tmp_path / foreign, atomic.STALE_AGE_S + 60)
+        assert atomic.remove_stale_temps(str(tmp_path)) == 0
+        assert (tmp_path / foreign).exists()
+    finally:
+        proc.communicate("go\n", timeout=30)
+    assert proc.returncode != 0 or not (tmp_path / "big.npz").exists()  # its rename found no file
