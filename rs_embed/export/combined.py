@@ -68,7 +68,7 @@ CHECKPOINT = "checkpoint.json"
 
 #: up to this many points the returned manifest is a plain dict (equal to the file);
 #: above, its per-point lists are read from the manifest file when first used
-RETURN_FULL_MAX = 20_000
+RETURN_FULL_MAX = 2_000
 
 
 class PointIndex:
@@ -274,10 +274,7 @@ class CombinedExport:
 
     def _returned(self, path: str) -> dict:
         """What ``export_batch`` returns: the manifest, lazy per-point lists past RETURN_FULL_MAX."""
-        n = self.job.n_items
-        lazy = n > RETURN_FULL_MAX
-        return read_manifest(path, lazy=lazy, counts={"metas": n, "nodata_fractions": n, "inspections": n,
-                                                      "spatials": n})
+        return read_manifest(path, lazy=self.job.n_items > RETURN_FULL_MAX)
 
     def _load_checkpoint(self) -> None:
         """Read every shard index of a matching checkpoint; later shards win per point.

@@ -134,7 +134,10 @@ class LazyList(Sequence):
                 line = fh.read(self._length)
             value = _parse_member(line, self._path)[1]
             if not isinstance(value, list):
-                raise ValueError(f"{self._path!r}: member {self._key!r} is not a list")
+                raise ValueError(f"{self._path!r}: field {self._key!r} is not a list")
+            if self._count is not None and len(value) != self._count:
+                raise ValueError(f"{self._path!r}: field {self._key!r} lists {len(value)} entries for "
+                                 f"n_items={self._count}")
             self._items = value
         return self._items
 
@@ -202,10 +205,14 @@ def is_line_manifest(path: str) -> bool:
         return False
 
 
-def read_manifest(path: str, *, lazy: bool = True, lazy_min_bytes: int = LAZY_MIN_BYTES,
-                  counts: Optional[dict] = None) -> dict:
+#: members with one entry per point (their length is checked against ``n_items`` when read)
+PER_POINT = ("spatials", "metas", "nodata_fractions", "inspections")
+
+
+def read_manifest(path: str, *, lazy: bool = True, lazy_min_bytes: Optional[int] = None) -> dict:
     """The manifest as a dict; with ``lazy``, list members longer than ``lazy_min_bytes``
     are :class:`LazyList` objects (files without the marker: parsed whole)."""
+    lazy_min_bytes = LAZY_MIN_BYTES if lazy_min_bytes is None else lazy_min_bytes
     with open(path, "rb") as fh:
         if fh.read(len(_MARK)) != _MARK:
             fh.seek(0)
@@ -235,8 +242,9 @@ def read_manifest(path: str, *, lazy: bool = True, lazy_min_bytes: int = LAZY_MI
             target = entry if entry is not None else doc
             if lazy and length > lazy_min_bytes and _peek_value_start(fh, offset) == b"[":
                 key = json.loads(head[:head.index(b'":') + 1])
-                target[key] = LazyList(path, offset, length, key,
-                                       (counts or {}).get(key) if entry is not None or key == "spatials" else None)
+                n = doc.get("n_items")
+                count = n if key in PER_POINT and isinstance(n, int) and not isinstance(n, bool) else None
+                target[key] = LazyList(path, offset, length, key, count)
                 continue
             key, value = _parse_member(_peek(fh, offset, length), path)
             target[key] = value
