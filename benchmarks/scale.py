@@ -86,7 +86,8 @@ def _register() -> None:
                     "defaults": {"scale_m": 10, "image_size": None}, "model_config": {}}
 
         def _vec(self, xs):
-            flat = np.stack([np.resize(x, (len(BANDS), PX, PX)).reshape(-1) for x in xs])
+            size = len(BANDS) * PX * PX
+            flat = np.stack([x.reshape(-1) if x.size == size else np.resize(x, size) for x in xs])
             return (flat @ self._proj).astype(np.float32)
 
         def embed(self, input_chw, *, sensor, output):

@@ -54,7 +54,7 @@ from ..io.netcdf import (NC_LOCK, NcVar, NetCDFWriter, embedding_var, export_att
 from ..io.manifest_lines import (Raw, json_list, read_head, read_manifest, write_manifest,
                                  write_manifest_dict)
 from ..io.npz import (COMPRESSLEVEL, Piece, PieceReader, array_bytes, compress_piece,
-                      inflate_piece, npy_header, write_npz_pieces)
+                      inflate_piece, npy_header, raw_piece, write_npz_pieces)
 from .job import ExportJob, package_version, run_locked
 from .pipeline import (Cancelled, Fetched, Outcomes, Timings, interruption, nodata_warning,
                        run_chunks, stop_record, warn_mostly_nodata)
@@ -204,6 +204,9 @@ class CombinedExport:
         self.fingerprint = request_fingerprint({**job.fingerprint_common(), "spatials": job.spatial_dicts})
         # NetCDF is recompressed by HDF5 at assembly: its shards only need to be fast
         self.level = COMPRESSLEVEL if job.format == "npz" else 0
+        #: npz embeddings are stored uncompressed (floats barely compress): a reader maps
+        #: them from the file instead of inflating them
+        self.stored = job.format == "npz"
         slots = [f"g{g.gid}" for g in job.groups] + [f"m{m.key}" for m in job.models]
         self.index = PointIndex(job.n_items, slots, [m.key for m in job.models])
         #: mostly-nodata warnings by point (the only per-point data kept: rare)
@@ -288,7 +291,7 @@ class CombinedExport:
         except (OSError, ValueError):
             cp = None
         if not isinstance(cp, dict) or cp.get("request_fingerprint") != self.fingerprint \
-                or cp.get("level") != self.level:
+                or cp.get("level") != self.level or cp.get("embeddings_stored", False) != self.stored:
             self._clear_parts()
             return
         remove_stale_temps(self.parts)
@@ -364,7 +367,7 @@ class CombinedExport:
                 grec.update(shape=list(p.data.shape), crs=p.grid.crs, transform=list(p.grid.transform),
                             bands=list(p.bands))
                 if job.save_inputs:
-                    arrays.append((grec, np.ascontiguousarray(p.data, dtype=np.float32)))
+                    arrays.append((grec, np.ascontiguousarray(p.data, dtype=np.float32), False))
             groups[str(g.gid)] = grec
         models = {}
         for m in job.models:
@@ -373,7 +376,7 @@ class CombinedExport:
             if out.status == "ok":
                 mrec["shape"] = list(out.data.shape)
                 if job.save_embeddings:
-                    arrays.append((mrec, out.data))
+                    arrays.append((mrec, out.data, self.stored))
             models[m.key] = mrec
         return {"i": i, "groups": groups, "models": models}, arrays
 
@@ -382,8 +385,8 @@ class CombinedExport:
 
         def write_bin(fh):
             offset = 0
-            for slot, arr in arrays:
-                piece = compress_piece(array_bytes(arr), self.level)
+            for slot, arr, stored in arrays:
+                piece = raw_piece(array_bytes(arr)) if stored else compress_piece(array_bytes(arr), self.level)
                 fh.write(piece.data)
                 slot["ref"] = piece.to_ref(offset)
                 offset += piece.length
@@ -420,7 +423,7 @@ class CombinedExport:
 
     # --------------------------------------------------------------- assembly
     def _npz_array(self, entries: List[Tuple[str, Any]], slot: str, stacked_key: str,
-                   point_key, *, stack_partial: bool) -> Optional[dict]:
+                   point_key, *, stack_partial: bool, stored: bool = False) -> Optional[dict]:
         """Queue one slot's rows as a stacked array, else as one array per point.
 
         Rows stack when their shapes agree and, unless ``stack_partial``, every point has
@@ -434,8 +437,8 @@ class CombinedExport:
         shapes = idx.row_shapes(slot, rows)
         if len(shapes) == 1 and (stack_partial or len(rows) == n):
             shape = (len(rows),) + shapes.pop()
-            entries.append((stacked_key, SlotPieces(compress_piece(npy_header("<f4", shape), self.level),
-                                                    idx, slot, rows, self.bin_path)))
+            entries.append((stacked_key, SlotPieces(self._header(npy_header("<f4", shape), stored),
+                                                    idx, slot, rows, self.bin_path), stored))
             info = {"npz_key": stacked_key, "shape": list(shape), "dtype": "float32"}
             if len(rows) != n:
                 info["indices"] = rows.tolist()
@@ -444,10 +447,13 @@ class CombinedExport:
         for i in rows.tolist():
             k = point_key(i)
             keys.append(k)
-            entries.append((k, SlotPieces(compress_piece(npy_header("<f4", idx.shape_of(slot, i)), self.level),
-                                          idx, slot, np.asarray([i]), self.bin_path)))
+            entries.append((k, SlotPieces(self._header(npy_header("<f4", idx.shape_of(slot, i)), stored),
+                                          idx, slot, np.asarray([i]), self.bin_path), stored))
         return {"npz_keys": keys, "indices": rows.tolist(), "dtype": "float32",
                 "shapes": [list(idx.shape_of(slot, i)) for i in rows.tolist()]}
+
+    def _header(self, header: bytes, stored: bool) -> Piece:
+        return raw_piece(header) if stored else compress_piece(header, self.level)
 
     def _assemble_npz(self) -> Tuple[Dict[str, dict], Dict[str, dict], List[str]]:
         job = self.job
@@ -466,11 +472,12 @@ class CombinedExport:
                     inputs_info[m.key] = info
             if job.save_embeddings:
                 info = self._npz_array(entries, f"m{m.key}", K.embeddings_key(m.key),
-                                       lambda i, k=m.key: K.point_embedding_key(k, i), stack_partial=False)
+                                       lambda i, k=m.key: K.point_embedding_key(k, i), stack_partial=False,
+                                       stored=self.stored)
                 if info is not None:
                     emb_info[m.key] = info
         self.file_record = write_npz_pieces(self.path, entries, PieceReader())
-        return inputs_info, emb_info, [k for k, _ in entries]
+        return inputs_info, emb_info, [e[0] for e in entries]
 
     def _row(self, reader: PieceReader, slot: str, i: int) -> np.ndarray:
         piece = self.index.piece(slot, i, self.bin_path(int(self.index.seq[i])))
@@ -713,7 +720,8 @@ class CombinedExport:
     def _write_checkpoint(self, stage: str, errors: Optional[List[dict]] = None) -> None:
         job = self.job
         write_json(os.path.join(self.parts, CHECKPOINT), json_safe({
-            "request_fingerprint": self.fingerprint, "level": self.level, "n_items": job.n_items,
+            "request_fingerprint": self.fingerprint, "level": self.level, "embeddings_stored": self.stored,
+            "n_items": job.n_items,
             "format": job.format, "created_at": self.created_at, "target": self.path,
             "stage": stage, "resume_incomplete": stage != "done",
             "errors": errors or [], "manifest_version": MANIFEST_VERSION}))

@@ -247,7 +247,7 @@ class _Arrays:
                 buf = bytearray(need)
                 view, got = memoryview(buf), 0
                 while got < need:
-                    k = fh.readinto(view[got:])
+                    k = fh.readinto(view[got:got + (1 << 22)])  # in blocks: no whole-size copies
                     if not k:
                         raise ValueError(f"it ends after {got} of {need} bytes")
                     got += k
