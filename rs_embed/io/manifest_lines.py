@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, BinaryIO, Callable, Iterable, List, Optional, Tuple, Union
+from typing import Any, BinaryIO, Callable, Iterable, List, Optional, Tuple
 
 from .atomic import atomic_write, dumps_json
 
@@ -37,10 +37,6 @@ LAYOUT = "lines/1"
 _MARK = b'{\n"manifest_layout": "' + LAYOUT.encode() + b'"'
 #: members longer than this (bytes) are left on disk until used
 LAZY_MIN_BYTES = 1 << 16
-
-#: a member value: a JSON-safe object, or a callable that writes the JSON of the value
-Value = Union[Any, Callable[[BinaryIO], None]]
-
 
 class Raw:
     """A member whose JSON text is written by ``write(fh)`` (streamed, never built whole)."""
