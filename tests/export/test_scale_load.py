@@ -111,3 +111,15 @@ def test_a_lazy_list_of_the_wrong_length_is_a_clear_error(tmp_path, monkeypatch)
     m = read_manifest(str(path))
     with pytest.raises(ValueError, match=r"'metas' lists 12 entries for n_items=13"):
         m["models"][0]["metas"][0]
+
+
+def test_a_lazy_netcdf_export_reads_one_variable_per_use(tmp_path, monkeypatch):
+    _export(tmp_path, format="netcdf")
+    eager = load_export(tmp_path / "run.nc", lazy=False)
+    keys = []
+    real = load_mod._Arrays.get
+    monkeypatch.setattr(load_mod._Arrays, "get", lambda self, key: (keys.append(key), real(self, key))[1])
+    r = load_export(tmp_path / "run.nc", inputs=False, lazy=True)
+    assert keys == []
+    np.testing.assert_array_equal(r.embedding("fake_red"), eager.embedding("fake_red"))
+    assert keys == ["embeddings__fake_red"] and r.inputs("fake_red") is None
