@@ -109,7 +109,7 @@ LARGE = ("spatials", "errors", "warnings")
 
 def write_manifest_dict(path: str, doc: dict) -> None:
     """Write a manifest given as a dict (small members first, so :func:`read_head` finds them)."""
-    members = [(k, v) for k, v in doc.items() if k != "models" and k not in LARGE]
+    members = [(k, v) for k, v in doc.items() if k not in ("models", "manifest_layout") and k not in LARGE]
     at = len(members)
     members += [(k, doc[k]) for k in LARGE if k in doc]
     write_manifest(path, members, at, [list(e.items()) for e in doc.get("models") or []])

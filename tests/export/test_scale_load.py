@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import zipfile
 
 import numpy as np
@@ -123,3 +124,22 @@ def test_a_lazy_netcdf_export_reads_one_variable_per_use(tmp_path, monkeypatch):
     assert keys == []
     np.testing.assert_array_equal(r.embedding("fake_red"), eager.embedding("fake_red"))
     assert keys == ["embeddings__fake_red"] and r.inputs("fake_red") is None
+
+
+def test_a_rehashed_finished_export_keeps_its_line_manifest(tmp_path):
+    from rs_embed.io.manifest_lines import is_line_manifest
+
+    first = _export(tmp_path, n=6)
+    os.utime(tmp_path / "run.npz", (1_000_000_000, 1_000_000_000))  # new signature: hashed once
+    again = _export(tmp_path, n=6, resume=True)
+    assert again["file_stat"] != first["file_stat"] and again["file_sha1"] == first["file_sha1"]
+    assert is_line_manifest(str(tmp_path / "run.json"))
+
+    def no_duplicates(pairs):
+        keys = [k for k, _ in pairs]
+        assert len(keys) == len(set(keys)), keys
+        return dict(pairs)
+
+    with open(tmp_path / "run.json") as fh:
+        doc = json.load(fh, object_pairs_hook=no_duplicates)
+    assert doc == again and doc["models"][0]["metas"] == first["models"][0]["metas"]
