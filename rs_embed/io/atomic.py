@@ -6,9 +6,12 @@ is killed mid-write. Temporary files are created by :func:`tempfile.mkstemp` (ex
 create, no symlink following, an unpredictable name) in the destination folder, so a
 link planted there cannot redirect a write outside it; libraries that need a file
 *name* (HDF5/netCDF) write inside a private temporary folder made the same way. The
-names are hidden (``.<name>.rs_embed-<pid>-<random>.tmp``) so no reader mistakes them
-for an artifact, and carry the writer's pid so leftovers of dead processes can be
-removed.
+names are hidden (``.<name>.rs_embed-<host>-<pid>-<random>.tmp``) so no reader mistakes
+them for an artifact, and carry the writer's host and pid so leftovers of dead processes
+can be removed. On a file system shared by several hosts a pid means nothing elsewhere:
+a writer holds an advisory lock (``flock``) on its temporary file while it writes, and a
+temporary file of another host is removed only when it is unlocked and untouched for
+:data:`STALE_AGE_S` (see :func:`remove_stale_temps`).
 
 Every write can record what it wrote (:class:`FileRecord`: size, SHA-1, and the
 file's stat signature), computed while the bytes go out, and :func:`verify_file`
@@ -18,22 +21,43 @@ unchanged (nothing has written to it since), by re-hashing it otherwise.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
 import shutil
+import socket
 import stat
 import tempfile
+import time
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable, Optional, Tuple
+
+try:  # POSIX
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 #: fsync each file before the rename. Off by default: a killed process never leaves a
 #: partial file either way, and after a power cut resume notices a damaged file by the
 #: checksum its manifest records. Turn on for file systems where that is not enough.
 FSYNC = False
 
-_TEMP = re.compile(r"^\..+\.rs_embed-(\d+)-\w+\.(tmp|tmpdir)$")
+#: a temporary file of another host (or of an unknown one) counts as abandoned only when
+#: nothing has written to it for this long and no process holds its lock
+STALE_AGE_S = 6 * 3600.0
+
+# .<name>.rs_embed-<host>-<pid>-<random>.tmp[dir]; files of older versions lack <host>
+_TEMP = re.compile(r"^\..+\.rs_embed-(?:([A-Za-z0-9_.]+)-)?(\d+)-\w+\.(tmp|tmpdir)$")
+#: the lock file inside a private temporary folder (HDF5 writes there by name)
+_DIR_LOCK = ".rs_embed-writing"
+
+
+def host_tag(name: Optional[str] = None) -> str:
+    """This host's name as it appears in temporary names: ``[A-Za-z0-9_.]``, at most 40 chars."""
+    name = socket.gethostname() if name is None else name
+    return (re.sub(r"[^A-Za-z0-9_.]", "_", name) or "host")[:40]
 
 
 def _umask() -> int:
@@ -47,7 +71,36 @@ _FILE_MODE = 0o666 & ~_umask()  # what open() would have given the file
 
 def _temp_prefix(path: str) -> Tuple[str, str]:
     folder, base = os.path.split(os.path.abspath(path))
-    return folder, f".{base}.rs_embed-{os.getpid()}-"
+    return folder, f".{base}.rs_embed-{host_tag()}-{os.getpid()}-"
+
+
+def _hold(fd: int) -> None:
+    """Take the advisory lock that tells other hosts this temporary file is being written
+    (released when the descriptor closes); best effort where ``flock`` is missing."""
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            pass
+
+
+def _locked(path: str) -> bool:
+    """Whether some process (on any host sharing the file system) holds ``path``'s lock."""
+    if fcntl is None:  # pragma: no cover - Windows: no way to tell, assume it is live
+        return True
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        return exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES)
+    finally:
+        os.close(fd)  # also lets go of the lock if we got it
+    return False
 
 
 def temp_path(path: str) -> str:
@@ -137,6 +190,7 @@ def atomic_write_record(path: str, write: Callable[[BinaryIO], Any]) -> Tuple[An
     tmp = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
+        _hold(fd)
         os.fchmod(fd, _FILE_MODE)
         with os.fdopen(fd, "wb") as raw:
             fh = _HashingFile(raw)
@@ -162,8 +216,11 @@ def atomic_write_path_record(path: str, write: Callable[[str], Any]) -> Tuple[An
     ``write(name)`` creates the file inside a private folder (mode 0700) beside ``path``."""
     folder, prefix = _temp_prefix(path)
     tmpdir = None
+    lock_fd = None
     try:
         tmpdir = tempfile.mkdtemp(prefix=prefix, suffix=".tmpdir", dir=folder)
+        lock_fd = os.open(os.path.join(tmpdir, _DIR_LOCK), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        _hold(lock_fd)
         tmp = os.path.join(tmpdir, os.path.basename(path))
         result = write(tmp)
         os.chmod(tmp, _FILE_MODE)
@@ -181,6 +238,8 @@ def atomic_write_path_record(path: str, write: Callable[[str], Any]) -> Tuple[An
     finally:
         if tmpdir is not None:
             shutil.rmtree(tmpdir, ignore_errors=True)
+        if lock_fd is not None:
+            os.close(lock_fd)
 
 
 def atomic_write_path(path: str, write: Callable[[str], Any]) -> Any:
@@ -266,9 +325,46 @@ def pid_alive(pid) -> bool:
     return True
 
 
+def _last_write(entry: os.DirEntry) -> float:
+    """The newest mtime of a temporary file, or of a temporary folder and its files."""
+    newest = entry.stat(follow_symlinks=False).st_mtime
+    if entry.is_dir(follow_symlinks=False):
+        try:
+            with os.scandir(entry.path) as inner:
+                for e in inner:
+                    newest = max(newest, e.stat(follow_symlinks=False).st_mtime)
+        except OSError:
+            pass
+    return newest
+
+
+def is_abandoned(entry: os.DirEntry, *, now: Optional[float] = None, host: Optional[str] = None) -> bool:
+    """Whether a temporary file (or folder) named like ours was left by a writer that is gone.
+
+    Of this host: its pid no longer runs. Of another host (or a name without a host, from an
+    older version): the pid says nothing here, so only when nobody holds its lock and
+    nothing has written to it for :data:`STALE_AGE_S`: a live export on another machine
+    of a shared file system is never touched.
+    """
+    m = _TEMP.match(entry.name)
+    if not m:
+        return False
+    tag, pid = m.group(1), int(m.group(2))
+    if tag is not None and tag == (host or host_tag()):
+        return not pid_alive(pid)
+    try:
+        age = (time.time() if now is None else now) - _last_write(entry)
+    except OSError:
+        return False
+    if age < STALE_AGE_S:
+        return False
+    lock = os.path.join(entry.path, _DIR_LOCK) if m.group(3) == "tmpdir" else entry.path
+    return not _locked(lock)
+
+
 def remove_stale_temps(folder: str) -> int:
-    """Delete temporary files (and folders) left in ``folder`` by rs_embed processes that
-    no longer run; nothing else is touched, and links are never followed."""
+    """Delete temporary files (and folders) left in ``folder`` by rs_embed writers that are
+    gone (see :func:`is_abandoned`); nothing else is touched, and links are never followed."""
     removed = 0
     try:
         entries = os.scandir(folder)
@@ -277,18 +373,22 @@ def remove_stale_temps(folder: str) -> int:
     with entries:
         for entry in entries:
             m = _TEMP.match(entry.name)
-            if not m or pid_alive(int(m.group(1))):
+            if not m:
                 continue
-            if m.group(2) == "tmpdir" and entry.is_dir(follow_symlinks=False):
+            kind = m.group(3)
+            if not ((kind == "tmpdir" and entry.is_dir(follow_symlinks=False))
+                    or (kind == "tmp" and entry.is_file(follow_symlinks=False))):
+                continue
+            if not is_abandoned(entry):
+                continue
+            if kind == "tmpdir":
                 shutil.rmtree(entry.path, ignore_errors=True)
-            elif m.group(2) == "tmp" and entry.is_file(follow_symlinks=False):
-                _remove_quietly(entry.path)
             else:
-                continue
+                _remove_quietly(entry.path)
             removed += 1
     return removed
 
 
 __all__ = ["atomic_write", "atomic_write_record", "atomic_write_path", "atomic_write_path_record",
            "write_json", "dumps_json", "temp_path", "remove_stale_temps", "FileRecord",
-           "verify_file", "refreshed", "pid_alive"]
+           "verify_file", "refreshed", "pid_alive", "host_tag", "is_abandoned", "STALE_AGE_S"]

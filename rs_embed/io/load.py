@@ -23,12 +23,18 @@ import re
 import zipfile
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from collections.abc import Sequence
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
 from . import keys as K
 from .manifest import aggregate_status, expand_point_manifest
+from .manifest_lines import LazyList, read_manifest
+
+#: ``load_export(lazy=None)`` reads the arrays of a combined export of at least this many
+#: points only when they are first used
+LAZY_MIN_POINTS = 50_000
 
 Array = Union[np.ndarray, List[Optional[np.ndarray]]]
 
@@ -185,6 +191,8 @@ class _Arrays:
 
     def __init__(self, path: str, fmt: str):
         self.path, self.fmt = path, fmt
+        #: the members (variables) read so far, in order
+        self.read_members: List[str] = []
         if fmt == "npz":
             try:
                 self._zip = zipfile.ZipFile(path)
@@ -207,6 +215,7 @@ class _Arrays:
         if self.fmt == "npz":
             return self._npy(key)
         try:
+            self.read_members.append(key)
             return np.asarray(self._ds[key].values)
         except Exception as exc:
             raise ValueError(f"{self.path!r}: variable {key!r} cannot be read: {exc}") from exc
@@ -231,10 +240,14 @@ class _Arrays:
                 if need != have:
                     raise ValueError(f"its header claims shape {list(shape)} of {dtype} ({need} bytes) but "
                                      f"{have} bytes are stored")
+                if info.compress_type == zipfile.ZIP_STORED and need:
+                    self.read_members.append(key)
+                    return self._mapped(info, fh.tell(), dtype, shape, fortran)
+                self.read_members.append(key)
                 buf = bytearray(need)
                 view, got = memoryview(buf), 0
                 while got < need:
-                    k = fh.readinto(view[got:])
+                    k = fh.readinto(view[got:got + (1 << 22)])  # in blocks: no whole-size copies
                     if not k:
                         raise ValueError(f"it ends after {got} of {need} bytes")
                     got += k
@@ -243,6 +256,18 @@ class _Arrays:
         except (OSError, zipfile.BadZipFile, zlib.error, EOFError) as exc:
             raise ValueError(f"{self.path!r}: array {key!r} is damaged: {type(exc).__name__}: {exc}") from exc
         return np.frombuffer(buf, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+
+    def _mapped(self, info: zipfile.ZipInfo, header_len: int, dtype, shape, fortran: bool) -> np.ndarray:
+        """An uncompressed member, memory-mapped from the zip at its offset (read-only)."""
+        with open(self.path, "rb") as raw:
+            raw.seek(info.header_offset)
+            local = raw.read(30)
+        if len(local) != 30 or local[:4] != b"PK\x03\x04":
+            raise ValueError("its local header is damaged")
+        name_len, extra_len = int.from_bytes(local[26:28], "little"), int.from_bytes(local[28:30], "little")
+        offset = info.header_offset + 30 + name_len + extra_len + header_len
+        return np.memmap(self.path, dtype=dtype, mode="r", offset=offset, shape=tuple(shape),
+                         order="F" if fortran else "C")
 
     def attrs(self) -> dict:
         """Global attributes of a NetCDF file ({} for npz)."""
@@ -274,6 +299,18 @@ def _read_json(path: str) -> dict:
     try:
         with open(path, "rb") as fh:
             data = json.loads(fh.read())
+    except (OSError, ValueError, RecursionError) as exc:
+        raise ValueError(f"cannot read the manifest {path!r}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{path!r} is not an export manifest (not a JSON object)")
+    return data
+
+
+def _read_combined_manifest(path: str) -> dict:
+    """A combined manifest; the per-point lists of one written line by line stay on disk
+    (:class:`~rs_embed.io.manifest_lines.LazyList`) until used."""
+    try:
+        data = read_manifest(path, lazy=True)
     except (OSError, ValueError, RecursionError) as exc:
         raise ValueError(f"cannot read the manifest {path!r}: {exc}") from exc
     if not isinstance(data, dict):
@@ -359,7 +396,7 @@ def _combined_paths(path: str):
     """``(arrays_path, json_path or None, format, manifest or None)``."""
     fmt = _fmt_of(path)
     if path.lower().endswith(".json"):
-        manifest = _read_json(path)
+        manifest = _read_combined_manifest(path)
         base = os.path.splitext(path)[0]
         for key, f in (("npz_path", "npz"), ("nc_path", "netcdf")):
             ref = manifest.get(key)
@@ -380,7 +417,7 @@ def _combined_paths(path: str):
     json_path = os.path.splitext(path)[0] + ".json"
     if not os.path.exists(json_path):
         return path, None, fmt, None  # save_manifest=False: the arrays alone
-    manifest = _read_json(json_path)
+    manifest = _read_combined_manifest(json_path)
     described = manifest.get("npz_path") or manifest.get("nc_path")
     if described and os.path.basename(str(described)) != os.path.basename(path):
         raise ValueError(f"the manifest {json_path!r} describes {os.path.basename(str(described))!r}, "
@@ -416,7 +453,7 @@ def _all_nan(arr: Array, i: int) -> bool:
     return row is None or bool(np.isnan(row).all())
 
 
-def _load_combined(path: str, with_inputs: bool) -> ExportResult:
+def _load_combined(path: str, with_inputs: bool, lazy: Optional[bool] = None) -> ExportResult:
     arrays_path, json_path, fmt, manifest = _combined_paths(path)
     if manifest is None:
         return _load_combined_arrays(arrays_path, fmt, with_inputs)
@@ -427,7 +464,8 @@ def _load_combined(path: str, with_inputs: bool) -> ExportResult:
         raise _bad(json_path, "models", "must be a list of model entries (objects); this is not an "
                    "rs_embed export manifest")
     spatials = manifest.get("spatials")
-    if spatials is not None and (not isinstance(spatials, list) or not all(isinstance(x, dict) for x in spatials)):
+    if spatials is not None and not isinstance(spatials, LazyList) and (
+            not isinstance(spatials, list) or not all(isinstance(x, dict) for x in spatials)):
         raise _bad(json_path, "spatials", f"must be a list of ROI objects, got {_short(spatials)}")
     arrays = _Arrays(arrays_path, fmt)
     try:
@@ -441,7 +479,12 @@ def _load_combined(path: str, with_inputs: bool) -> ExportResult:
             n = _rows_in(arrays)
         if spatials is None:  # nothing in the manifest vouches for n: the arrays must
             _check_rows_fit(arrays, n, json_path, entries)
-        spatials = list(spatials) if spatials is not None else [{} for _ in range(n)]
+        if lazy is None:
+            lazy = n >= LAZY_MIN_POINTS
+        if spatials is None:
+            spatials = [{} for _ in range(n)]
+        elif not isinstance(spatials, LazyList):
+            spatials = list(spatials)
         temporal = _opt(manifest, "temporal", dict, json_path, "temporal")
         models: Dict[str, ModelResult] = {}
         for k, entry in enumerate(entries):
@@ -451,35 +494,179 @@ def _load_combined(path: str, with_inputs: bool) -> ExportResult:
                 raise _bad(json_path, f"{fld}.model", f"must be a model name, got {_short(name)}")
             key = K.sanitize_key(name)
             declared = _status(entry.get("status"), json_path, f"{fld}.status")
-            metas = _opt(entry, "metas", list, json_path, f"{fld}.metas", [])
-            meta = [m if isinstance(m, dict) else {} for m in metas[:n]] + [{}] * max(0, n - len(metas))
+            metas = entry.get("metas")
+            if metas is not None and not isinstance(metas, (list, LazyList)):
+                raise _bad(json_path, f"{fld}.metas", f"must be a list, got {type(metas).__name__}: {_short(metas)}")
+            metas = metas if metas is not None else []
             failed = _indices(entry.get("failed_indices"), json_path, f"{fld}.failed_indices", n)
             if failed is None:  # public files: metas are null where a point failed
                 failed = [i for i in range(n) if i >= len(metas) or metas[i] is None] if metas else []
-            known = failed if (isinstance(entry.get("failed_indices"), list) or metas) else None
+            known = failed if (isinstance(entry.get("failed_indices"), list) or len(metas)) else None
             emb_ref = entry.get("embeddings")
-            emb = _combined_array(emb_ref, arrays, n, K.embeddings_key(key), known,
-                                  f"embeddings of {name!r}", json_path, f"{fld}.embeddings")
-            inp = (_combined_array(entry.get("inputs"), arrays, n, K.inputs_key(key), known,
-                                   f"inputs of {name!r}", json_path, f"{fld}.inputs") if with_inputs else None)
-            saved = emb is not None or emb_ref is not None
-            status, failed_all, non_finite = _model_status(name, declared, emb, failed, n, saved)
-            for i in failed_all:
-                meta[i] = {}
+            inp_ref = entry.get("inputs")
             error = entry.get("error") if isinstance(entry.get("error"), str) else None
-            if non_finite:
-                error = error or (f"the embeddings of points {non_finite[:10]} hold NaN or infinite values")
-            models[name] = ModelResult(name=name, status=status, embeddings=emb if status != "failed" else None,
-                                       inputs=inp, meta=meta, error=error if status == "failed" or non_finite else None,
-                                       failed_indices=failed_all)
-            if status == "failed" and models[name].error is None:
-                models[name].error = "no point succeeded"
+            spec = _ModelSpec(name, key, declared, failed, known, emb_ref, inp_ref, error, fld, n,
+                              arrays_path, fmt, json_path)
+            if lazy:
+                models[name] = LazyModelResult(spec, metas, with_inputs)
+                continue
+            emb = spec.array("embeddings", arrays)
+            inp = spec.array("inputs", arrays) if with_inputs else None
+            models[name] = spec.result(emb, inp, _metas_list(metas, n))
     finally:
         arrays.close()
     status = aggregate_status(r.status for r in models.values()) if models else "failed"
-    return ExportResult(layout="combined", spatials=spatials, temporal=temporal or None,
+    return ExportResult(layout="combined", spatials=spatials, temporal=temporal or None,  # type: ignore[arg-type]
                         n_items=n, status=status, models=models, manifest=manifest,
                         path=arrays_path, format=fmt)
+
+
+def _metas_list(metas, n: int) -> List[dict]:
+    return [m if isinstance(m, dict) else {} for m in list(metas)[:n]] + [{}] * max(0, n - len(metas))
+
+
+@dataclass
+class _ModelSpec:
+    """What the manifest says of one model of a combined export, to read its rows later."""
+
+    name: str
+    key: str
+    declared: str
+    failed: List[int]
+    known: Optional[List[int]]
+    emb_ref: Any
+    inp_ref: Any
+    error: Optional[str]
+    fld: str
+    n: int
+    arrays_path: str
+    fmt: str
+    json_path: str
+
+    def array(self, what: str, arrays: "_Arrays") -> Optional[Array]:
+        if what == "embeddings":
+            return _combined_array(self.emb_ref, arrays, self.n, K.embeddings_key(self.key), self.known,
+                                   f"embeddings of {self.name!r}", self.json_path, f"{self.fld}.embeddings")
+        return _combined_array(self.inp_ref, arrays, self.n, K.inputs_key(self.key), self.known,
+                               f"inputs of {self.name!r}", self.json_path, f"{self.fld}.inputs")
+
+    def read(self, what: str) -> Optional[Array]:
+        arrays = _Arrays(self.arrays_path, self.fmt)
+        try:
+            return self.array(what, arrays)
+        finally:
+            arrays.close()
+
+    def checked(self, emb: Optional[Array]) -> Tuple[str, List[int], Optional[str]]:
+        """Status, failed indices and error the rows support (an ok point needs a finite row)."""
+        saved = emb is not None or self.emb_ref is not None
+        status, failed_all, non_finite = _model_status(self.name, self.declared, emb, self.failed, self.n, saved)
+        error = self.error
+        if non_finite:
+            error = error or (f"the embeddings of points {non_finite[:10]} hold NaN or infinite values")
+        error = error if status == "failed" or non_finite else None
+        if status == "failed" and error is None:
+            error = "no point succeeded"
+        return status, failed_all, error
+
+    def result(self, emb, inp, meta: List[dict]) -> ModelResult:
+        status, failed_all, error = self.checked(emb)
+        for i in failed_all:
+            meta[i] = {}
+        return ModelResult(name=self.name, status=status, embeddings=emb if status != "failed" else None,
+                           inputs=inp, meta=meta, error=error, failed_indices=failed_all)
+
+
+class _Metas(Sequence):
+    """Per-point metas read from the manifest when first used ({} where the point failed)."""
+
+    def __init__(self, metas, n: int, failed: List[int]):
+        self._metas, self._n, self._failed = metas, n, set(failed)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(self._n))]
+        if i < 0:
+            i += self._n
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        if i in self._failed or i >= len(self._metas):
+            return {}
+        m = self._metas[i]
+        return m if isinstance(m, dict) else {}
+
+    def __eq__(self, other) -> bool:
+        return list(self) == list(other)
+
+
+class LazyModelResult(ModelResult):
+    """A :class:`ModelResult` of a large combined export whose arrays are read from the file
+    when first used: ``embeddings`` reads this model's array only (no other model's, no
+    inputs), ``inputs`` its input patches, ``meta`` the manifest's metas.
+
+    ``status`` and ``failed_indices`` are the manifest's until the embeddings are read;
+    reading them checks every row (a non-finite row fails its point) and updates both.
+    """
+
+    def __init__(self, spec: _ModelSpec, metas, with_inputs: bool):
+        self._spec, self._metas_src, self._with_inputs = spec, metas, with_inputs
+        self._emb: Any = _MISSING
+        self._inp: Any = _MISSING if with_inputs else None
+        self._meta: Any = _MISSING
+        declared = spec.declared
+        if spec.n and spec.failed:
+            declared = "failed" if len(set(spec.failed)) >= spec.n else "partial"
+        elif spec.n:
+            declared = "ok" if declared != "failed" else declared
+        self.name, self.status, self.error = spec.name, declared, spec.error if declared == "failed" else None
+        self.failed_indices = sorted(set(spec.failed))
+        if self.status == "failed" and self.error is None:
+            self.error = "no point succeeded"
+
+    @property  # type: ignore[override]
+    def embeddings(self) -> Optional[Array]:
+        if self._emb is _MISSING:
+            emb = self._spec.read("embeddings")
+            self.status, self.failed_indices, self.error = self._spec.checked(emb)
+            self._emb = emb if self.status != "failed" else None
+            self._meta = _MISSING  # failures may have changed
+        return self._emb
+
+    @embeddings.setter
+    def embeddings(self, value) -> None:
+        self._emb = value
+
+    @property  # type: ignore[override]
+    def inputs(self) -> Optional[Array]:
+        if self._inp is _MISSING:
+            self._inp = self._spec.read("inputs")
+        return self._inp
+
+    @inputs.setter
+    def inputs(self, value) -> None:
+        self._inp = value
+
+    @property  # type: ignore[override]
+    def meta(self) -> Sequence:
+        if self._meta is _MISSING:
+            self._meta = _Metas(self._metas_src, self._spec.n, self.failed_indices)
+        return self._meta
+
+    @meta.setter
+    def meta(self, value) -> None:
+        self._meta = value
+
+    @property
+    def loaded(self) -> Dict[str, bool]:
+        """Which parts have been read from the file so far."""
+        return {"embeddings": self._emb is not _MISSING, "inputs": self._inp is not _MISSING}
+
+    def __repr__(self) -> str:
+        return (f"LazyModelResult(name={self.name!r}, status={self.status!r}, n_items={self._spec.n}, "
+                f"loaded={self.loaded})")
 
 
 _POINT_KEY = re.compile(r"^(embedding|input_chw)__(.+)__(\d{5,})$")
@@ -1138,27 +1325,32 @@ def _load_per_item(directory: str, with_inputs: bool) -> ExportResult:
 # ------------------------------------------------------------------------ entry
 
 
-def load_export(path: Union[str, os.PathLike], *, inputs: bool = False) -> ExportResult:
+def load_export(path: Union[str, os.PathLike], *, inputs: bool = False,
+                lazy: Optional[bool] = None) -> ExportResult:
     """Load an export: a file (``.npz``/``.nc``/``.json``) is combined, a directory per-item.
 
     Input patches are read only when asked: ``inputs=True`` (they can be many times the
     size of the embeddings). A per-item export with a run index is read lazily: each
     model's embeddings (and inputs) when first asked for, one point's ``meta`` when it
-    is indexed, never another model's arrays. Raises
-    ``FileNotFoundError`` when ``path`` does not exist and ``ValueError`` when it is
-    not an export or a file of it is damaged (the message names the file and field).
+    is indexed, never another model's arrays. ``lazy`` (combined exports; default: for
+    :data:`LAZY_MIN_POINTS` points or more) reads a model's arrays and metas only when
+    first used. Raises ``FileNotFoundError`` when ``path`` does not exist and
+    ``ValueError`` when it is not an export or a file of it is damaged (the message
+    names the file and field).
     """
+    if lazy not in (None, True, False):
+        raise ValueError(f"lazy must be None, True or False, got {lazy!r}")
     path = os.path.expanduser(os.fspath(path))
     if "\x00" in path:
         raise ValueError(f"export path {path!r} contains a NUL byte")
     if not os.path.exists(path):
         for ext in (".npz", ".nc"):  # the out= of a combined export, without extension
             if os.path.isfile(path + ext):
-                return _load_combined(path + ext, inputs)
+                return _load_combined(path + ext, inputs, lazy)
         raise FileNotFoundError(f"export path does not exist: {path!r}")
     if os.path.isdir(path):
         return _load_per_item(path, inputs)
-    return _load_combined(path, inputs)
+    return _load_combined(path, inputs, lazy)
 
 
-__all__ = ["load_export", "ExportResult", "ModelResult"]
+__all__ = ["load_export", "ExportResult", "ModelResult", "LazyModelResult", "LAZY_MIN_POINTS"]

@@ -18,6 +18,7 @@ import functools
 import io
 import struct
 import zlib
+from collections import OrderedDict
 from typing import BinaryIO, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
@@ -120,6 +121,12 @@ def compress_piece(raw, level: int = COMPRESSLEVEL) -> Piece:
     return Piece(raw_len=view.nbytes, crc=zlib.crc32(view), data=data)
 
 
+def raw_piece(raw) -> Piece:
+    """A piece of bytes kept as they are, for entries stored uncompressed (``stored=True``)."""
+    data = bytes(memoryview(raw).cast("B"))
+    return Piece(raw_len=len(data), crc=zlib.crc32(data), data=data)
+
+
 def inflate_piece(data: bytes) -> bytes:
     """Raw bytes of one piece."""
     return zlib.decompressobj(-15).decompress(data)
@@ -147,17 +154,34 @@ def array_pieces(arr: np.ndarray, level: int = COMPRESSLEVEL) -> List[Piece]:
 
 
 class PieceReader:
-    """Reads file-backed pieces, keeping the source files open until closed."""
+    """Reads file-backed pieces, keeping at most ``max_open`` source files open.
 
-    def __init__(self):
-        self._files: Dict[str, BinaryIO] = {}
+    An export assembles its final file from thousands of shard files: holding one handle
+    per shard would hit the process's open-file limit (``ulimit -n``, 256 on macOS), so
+    the least recently used file is closed when another is needed. Pieces are read in
+    point order, which is shard order, so a file is rarely reopened.
+    """
+
+    def __init__(self, max_open: int = 8):
+        self._files: "OrderedDict[str, BinaryIO]" = OrderedDict()
+        self.max_open = max(1, int(max_open))
+        self.opened = 0  # files opened so far (a reopened file counts again)
+
+    def _file(self, path: str) -> BinaryIO:
+        fh = self._files.get(path)
+        if fh is not None:
+            self._files.move_to_end(path)
+            return fh
+        while len(self._files) >= self.max_open:
+            self._files.popitem(last=False)[1].close()
+        fh = self._files[path] = open(path, "rb")
+        self.opened += 1
+        return fh
 
     def read(self, piece: Piece) -> bytes:
         if piece.data is not None:
             return piece.data
-        fh = self._files.get(piece.path)
-        if fh is None:
-            fh = self._files[piece.path] = open(piece.path, "rb")
+        fh = self._file(piece.path)
         fh.seek(piece.offset)
         data = fh.read(piece.length)
         if len(data) != piece.length:
@@ -165,9 +189,8 @@ class PieceReader:
         return data
 
     def close(self) -> None:
-        for fh in self._files.values():
-            fh.close()
-        self._files.clear()
+        while self._files:
+            self._files.popitem()[1].close()
 
     def __enter__(self):
         return self
@@ -194,8 +217,11 @@ class NpzStreamWriter:
         self.fh.write(data)
         self._pos += len(data)
 
-    def add_pieces(self, key: str, pieces: Sequence[Piece]) -> None:
-        """Add entry ``key + '.npy'`` whose bytes are the concatenation of ``pieces``."""
+    def add_pieces(self, key: str, pieces: Sequence[Piece], stored: bool = False) -> None:
+        """Add entry ``key + '.npy'`` whose bytes are the concatenation of ``pieces``.
+
+        ``stored``: the pieces are raw bytes (:func:`raw_piece`) and the entry is stored
+        uncompressed, so a reader can memory-map it from the file at its offset."""
         name = f"{key}.npy"
         if name in self._names:
             raise ValueError(f"duplicate npz key {key!r}")
@@ -204,20 +230,22 @@ class NpzStreamWriter:
         for p in pieces:
             crc = crc32_combine(crc, p.crc, p.raw_len)
             raw += p.raw_len
-        comp = sum(p.length for p in pieces) + len(_FINAL_BLOCK)
+        final = b"" if stored else _FINAL_BLOCK
+        method = 0 if stored else 8
+        comp = sum(p.length for p in pieces) + len(final)
         fname = name.encode("utf-8")
         offset = self._pos
         big = raw >= _Z64 or comp >= _Z64
         extra = struct.pack("<HHQQ", 1, 16, raw, comp) if big else b""
         version = 45 if big else 20
-        self._write(struct.pack("<4s2B4HL2L2H", b"PK\x03\x04", version, 0, 0x800, 8, _DOS_TIME,
+        self._write(struct.pack("<4s2B4HL2L2H", b"PK\x03\x04", version, 0, 0x800, method, _DOS_TIME,
                                 _DOS_DATE, crc, _Z64 if big else comp, _Z64 if big else raw,
                                 len(fname), len(extra)))
         self._write(fname)
         self._write(extra)
         for p in pieces:
             self._write(self.reader.read(p))
-        self._write(_FINAL_BLOCK)
+        self._write(final)
         # central directory record (sizes/offset moved to a zip64 extra when too large)
         z64 = []
         if raw >= _Z64:
@@ -230,7 +258,7 @@ class NpzStreamWriter:
         cextra = struct.pack("<HH", 1, 8 * len(z64)) + struct.pack(f"<{len(z64)}Q", *z64) if z64 else b""
         cversion = 45 if z64 else 20
         self._central.append(
-            struct.pack("<4s4B4HL2L5H2L", b"PK\x01\x02", cversion, 3, cversion, 0, 0x800, 8,
+            struct.pack("<4s4B4HL2L5H2L", b"PK\x01\x02", cversion, 3, cversion, 0, 0x800, method,
                         _DOS_TIME, _DOS_DATE, crc, _Z64 if comp >= _Z64 else comp,
                         _Z64 if raw >= _Z64 else raw, len(fname), len(cextra), 0, 0, 0,
                         0o100644 << 16, _Z64 if rel >= _Z64 else rel)
@@ -268,12 +296,13 @@ def write_npz(path: str, arrays: Mapping[str, np.ndarray], level: int = COMPRESS
 
 
 def write_npz_pieces(path: str, entries: Iterable, reader: Optional[PieceReader] = None) -> FileRecord:
-    """Atomically write entries given as ``(key, [Piece, ...])`` pairs; returns the file's record."""
+    """Atomically write entries given as ``(key, [Piece, ...])`` pairs (or ``(key, pieces,
+    stored)``); returns the file's record."""
 
     def _write(fh):
         w = NpzStreamWriter(fh, reader)
-        for key, pieces in entries:
-            w.add_pieces(key, pieces)
+        for key, pieces, *stored in entries:
+            w.add_pieces(key, pieces, bool(stored and stored[0]))
         w.close()
 
     try:
@@ -284,5 +313,5 @@ def write_npz_pieces(path: str, entries: Iterable, reader: Optional[PieceReader]
 
 
 __all__ = ["COMPRESSLEVEL", "Piece", "PieceReader", "NpzStreamWriter", "compress_piece",
-           "inflate_piece", "array_pieces", "array_bytes", "npy_header", "crc32_combine",
+           "inflate_piece", "raw_piece", "array_pieces", "array_bytes", "npy_header", "crc32_combine",
            "write_npz", "write_npz_pieces"]

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from rs_embed import load_export
+from rs_embed.io import atomic
 
 import fakes
 from fakes import T, ex
@@ -302,9 +303,9 @@ def test_stale_temporary_files_of_dead_processes_are_removed(tmp_path):
                           text=True).stdout.strip()
     out = tmp_path / "x"
     out.mkdir()
-    stale = out / f".p00000.npz.rs_embed-{dead}-0.tmp"
+    stale = out / f".p00000.npz.rs_embed-{atomic.host_tag()}-{dead}-0.tmp"
     stale.write_bytes(b"half a file")
-    mine = out / f".other.npz.rs_embed-{os.getpid()}-99.tmp"  # a live writer's file is left alone
+    mine = out / f".other.npz.rs_embed-{atomic.host_tag()}-{os.getpid()}-99.tmp"  # a live writer's file is left alone
     mine.write_bytes(b"x")
     unrelated = out / ".notes.1-2.tmp"
     unrelated.write_bytes(b"x")

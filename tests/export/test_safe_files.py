@@ -43,7 +43,7 @@ def test_temporary_files_never_follow_a_planted_link(tmp_path, planted_names):
     d = tmp_path / "x"
     d.mkdir()
     for final in ("p00000.npz", "p00000.json"):  # the temporary name the writer tries first
-        os.symlink(victim, d / f".{final}.rs_embed-{os.getpid()}-planted.tmp")
+        os.symlink(victim, d / f".{final}.rs_embed-{atomic.host_tag()}-{os.getpid()}-planted.tmp")
     write_npz(str(d / "p00000.npz"), {"a": np.arange(3, dtype=np.float32)})
     atomic.write_json(str(d / "p00000.json"), {"ok": True})
     assert len(planted_names) == 2  # both writes tried the planted name first ...
@@ -56,7 +56,7 @@ def test_netcdf_is_written_in_a_private_folder_never_through_a_link(tmp_path, pl
     victim.mkdir()
     d = tmp_path / "x"
     d.mkdir()
-    os.symlink(victim, d / f".run.nc.rs_embed-{os.getpid()}-planted.tmpdir")
+    os.symlink(victim, d / f".run.nc.rs_embed-{atomic.host_tag()}-{os.getpid()}-planted.tmpdir")
     ex(_kw(fakes.FakeProvider()), out=str(d / "run"), layout="combined", format="netcdf")
     assert planted_names and os.listdir(victim) == [] and load_export(d / "run.nc").status == "ok"
 
@@ -106,12 +106,12 @@ def test_stale_temporaries_are_ours_only(tmp_path):
                           text=True).stdout.strip()
     d = tmp_path / "x"
     d.mkdir()
-    stale_dir = d / f".run.nc.rs_embed-{dead}-abc123.tmpdir"
+    stale_dir = d / f".run.nc.rs_embed-{atomic.host_tag()}-{dead}-abc123.tmpdir"
     stale_dir.mkdir()
     (stale_dir / "run.nc").write_bytes(b"half")
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "keep").write_text("keep")
-    os.symlink(outside, d / f".evil.rs_embed-{dead}-x.tmpdir")  # a link named like ours: not followed
+    os.symlink(outside, d / f".evil.rs_embed-{atomic.host_tag()}-{dead}-x.tmpdir")  # a link named like ours: not followed
     assert atomic.remove_stale_temps(str(d)) == 1
     assert not stale_dir.exists() and (outside / "keep").exists()
