@@ -43,9 +43,9 @@ def _export(tmp_path, n=12, **kw):
 
 def test_one_models_embeddings_are_read_alone_and_inputs_only_when_asked(tmp_path, opened):
     _export(tmp_path)
-    eager = load_export(tmp_path / "run.npz", lazy=False)
+    eager = load_export(tmp_path / "run.npz", inputs=True, lazy=False)
     opened.clear()
-    r = load_export(tmp_path / "run.npz", lazy=True)
+    r = load_export(tmp_path / "run.npz", inputs=True, lazy=True)
     assert opened == [] and r.status == "ok" and r.n_items == 12  # nothing decompressed yet
     emb = r.embedding("fake_stats")
     assert opened == ["embeddings__fake_stats.npy"]  # not the other model's, not the inputs
@@ -66,9 +66,9 @@ def test_large_exports_load_lazily_by_default_with_failures_where_they_were(tmp_
         _export(tmp_path, backend=fakes.FakeProvider(permanent=[bad]))
     m = _export(tmp_path, backend=fakes.FakeProvider(permanent=[bad]), continue_on_error=True)
     assert m["status"] == "partial"
-    eager = load_export(tmp_path / "run.npz", lazy=False)
+    eager = load_export(tmp_path / "run.npz", inputs=True, lazy=False)
     monkeypatch.setattr(load_mod, "LAZY_MIN_POINTS", 10)
-    r = load_export(tmp_path / "run.npz")
+    r = load_export(tmp_path / "run.npz", inputs=True)
     lm = r.models["fake_stats"]
     assert isinstance(lm, load_mod.LazyModelResult) and not lm.loaded["embeddings"]
     assert lm.status == "partial" and lm.failed_indices == [5] and lm.meta[5] == {}
@@ -116,7 +116,7 @@ def test_a_lazy_list_of_the_wrong_length_is_a_clear_error(tmp_path, monkeypatch)
 
 def test_a_lazy_netcdf_export_reads_one_variable_per_use(tmp_path, monkeypatch):
     _export(tmp_path, format="netcdf")
-    eager = load_export(tmp_path / "run.nc", lazy=False)
+    eager = load_export(tmp_path / "run.nc", inputs=True, lazy=False)
     keys = []
     real = load_mod._Arrays.get
     monkeypatch.setattr(load_mod._Arrays, "get", lambda self, key: (keys.append(key), real(self, key))[1])
