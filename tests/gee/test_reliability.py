@@ -143,7 +143,7 @@ def test_cloud_masking_and_project_enter_the_fingerprint(transport, tmp_path, mo
     _register(monkeypatch)
     kw = dict(spatials=[ROI], temporal=T, models=["gee_mean"], out=str(tmp_path / "x"), layout="per_item",
               show_progress=False)
-    first = export_batch(**kw, backend=GEEProvider())
+    first = list(export_batch(**kw, backend=GEEProvider()))  # the lazy result reads the folder
     transport.reset()
     export_batch(**kw, backend=GEEProvider(), resume=True)
     assert transport.compute_pixels_calls() == []
