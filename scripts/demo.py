@@ -54,7 +54,7 @@ def main(argv=None) -> int:
         show_progress=args.progress,
     )
     dt = time.perf_counter() - t0
-    result = load_export(manifest["npz_path"])
+    result = load_export(manifest["npz_path"], inputs=True)
     labels = [p.label for p in points]
     print(f"exported {result.n_items} sample points x {len(result.models)} models in {dt:.1f}s "
           f"(status: {result.status})")
