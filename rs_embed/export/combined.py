@@ -334,13 +334,17 @@ class CombinedExport:
         if not os.path.isfile(os.path.join(self.parts, K.PARTS_MARKER)):
             return
         remove_stale_temps(self.parts)
-        for entry in os.scandir(self.parts):
-            if (_OWN_FILE.match(entry.name) or entry.name == CHECKPOINT) and entry.is_file(follow_symlinks=False):
-                try:
-                    os.remove(entry.path)
-                except OSError:
-                    pass
-        if remove_folder and all(e.name == K.PARTS_MARKER for e in os.scandir(self.parts)):
+        left = []
+        with os.scandir(self.parts) as entries:
+            for entry in entries:
+                if (_OWN_FILE.match(entry.name) or entry.name == CHECKPOINT) and entry.is_file(follow_symlinks=False):
+                    try:
+                        os.remove(entry.path)
+                        continue
+                    except OSError:
+                        pass
+                left.append(entry.name)
+        if remove_folder and all(name == K.PARTS_MARKER for name in left):
             try:  # anything else left in there is not ours: then the folder stays
                 os.remove(os.path.join(self.parts, K.PARTS_MARKER))
                 os.rmdir(self.parts)

@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ def test_report_on_the_sample_is_json_and_sane(tmp_path):
     assert 0 < b8["min"] <= b8["mean"] <= b8["max"] < 20000
     assert rep["report"]["nan_fraction"] == 0
     png = rep["artifacts"]["quicklook"]
-    assert os.path.exists(png) and open(png, "rb").read(4) == b"\x89PNG"
+    assert os.path.exists(png) and Path(png).read_bytes()[:4] == b"\x89PNG"
     assert rep["backend"] == "local" and rep["patch"]["crs"] == "EPSG:32618"
 
 

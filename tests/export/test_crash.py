@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 import signal
 import subprocess
 import sys
@@ -38,7 +39,7 @@ def _complete(path: str) -> bool:
             meta = path[:-4] + ".json"
             if not os.path.exists(meta):
                 return True  # its index is written after it; checked once the index exists
-            size = json.loads(open(meta, "rb").read())["bin_size"]
+            size = json.loads(Path(meta).read_bytes())["bin_size"]
             return os.path.getsize(path) == size
     except FileNotFoundError:
         return True  # replaced or removed between listing and opening
@@ -111,13 +112,13 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(layout, tmp_path):
     os.makedirs(os.path.dirname(ref))
     assert _run(ref, layout, latency="0").wait(120) == 0
     if layout == "combined":
-        assert open(out + ".npz", "rb").read() == open(ref + ".npz", "rb").read()
+        assert Path(out + ".npz").read_bytes() == Path(ref + ".npz").read_bytes()
         a, b = load_export(out + ".npz"), load_export(ref + ".npz")
         assert not os.path.exists(out + ".parts")
     else:
         for i in range(N):
             name = f"p{i:05d}.npz"
-            assert open(os.path.join(out, name), "rb").read() == open(os.path.join(ref, name), "rb").read(), name
+            assert Path(out, name).read_bytes() == Path(ref, name).read_bytes(), name
         a, b = load_export(out), load_export(ref)
     for m in ("fake_stats", "fake_red"):
         assert np.array_equal(a.embedding(m), b.embedding(m))  # bit-equal

@@ -4,6 +4,7 @@ as packaged by rshf (the MAE forward_encoder with mask ratio 0); published const
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -115,7 +116,7 @@ def test_published_constants(reference):
     # SatMAE util/datasets.py (fMoW RGB and fMoW-Sentinel statistics), as rshf packages them
     cfg = reference.SatMAEConfig()
     assert tuple(cfg.img_mean) == satmae.FMOW_RGB_MEAN
-    src = open(reference.__file__).read()
+    src = Path(reference.__file__).read_text()
     for v in satmae.FMOW_S2_MEAN13[:3] + satmae.FMOW_S2_STD13[-2:]:
         assert repr(v)[:10] in src
     assert satmae.SATMAE_MS_BANDS == ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
