@@ -95,6 +95,22 @@ class ExportResult:
         """The input patches the model received, NaN rows where the fetch failed."""
         return self._model(model).inputs
 
+    def to_geodataframe(self, models: Optional[List[str]] = None, *, embeddings: bool = True):
+        """One row per point x model (geometry: the ROI footprint, EPSG:4326), the layout of
+        the GeoParquet output; ``models`` a subset, ``embeddings=False`` leaves vectors out.
+        Needs geopandas (``pip install 'rs_embed[parquet]'``)."""
+        from .frames import to_geodataframe
+
+        return to_geodataframe(self, models, embeddings=embeddings)
+
+    def to_xarray(self, models: Optional[List[str]] = None, *, inputs: bool = False):
+        """An ``xarray.Dataset`` over a ``point`` dimension with ``lon``/``lat`` coordinates,
+        ``embeddings__<model>`` and ``status__<model>`` (``inputs_bchw__<model>`` with
+        ``inputs=True``); a Zarr export is opened lazily from its store."""
+        from .frames import to_xarray
+
+        return to_xarray(self, models, inputs=inputs)
+
     @property
     def ok_models(self) -> List[str]:
         return [n for n, r in self.models.items() if r.status == "ok"]
