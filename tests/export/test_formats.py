@@ -288,3 +288,12 @@ def test_cli_writes_parquet_and_zarr(tmp_path, capsys):
     assert main(["export", "--rois", str(csv), *base, "--out", str(tmp_path / "s"), "--format", "zarr"]) == 0
     assert load_export(tmp_path / "t.parquet").n_items == 2
     assert load_export(tmp_path / "s.zarr").embedding("fake_stats").shape == (2, 8)
+
+
+def test_lonboard_builds_a_layer_from_the_parquet_file(exports):
+    import geopandas as gpd
+    lonboard = pytest.importorskip("lonboard")
+
+    gdf = gpd.read_parquet(exports["parquet"] + ".parquet")
+    m = lonboard.viz(gdf[["geometry", "model", "status", "lon"]])
+    assert len(m.layers) >= 1
