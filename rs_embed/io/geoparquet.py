@@ -34,7 +34,7 @@ META_KEY = b"rs_embed"
 #: key-value metadata key of each model's vector size and row groups (written last)
 MODELS_KEY = b"rs_embed_models"
 #: bytes of embeddings per row group (a row group is what a writer or reader holds at once)
-ROW_GROUP_BYTES = 32 << 20
+ROW_GROUP_BYTES = 16 << 20
 
 
 def _pa():
@@ -254,6 +254,7 @@ def read_embeddings(path: str, model: str, n: int) -> Optional[np.ndarray]:
             pos = np.cumsum(valid) - 1
             out[t.column("point_index").to_numpy()[sel]] = vals[pos[sel]]
             del t, emb, vals, idx
+            pa.default_memory_pool().release_unused()  # keep one row group's worth, not many
         d = info.get("dim")
         if out is not None and isinstance(d, int) and 0 < d < dim:
             out = np.ascontiguousarray(out[:, :d])
