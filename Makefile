@@ -40,7 +40,7 @@ $(VENV)/.stamp-core: pyproject.toml | $(BIN)/python
 $(VENV)/.stamp-dev: pyproject.toml | $(BIN)/python
 	$(PIP) install -q $(TORCH_MODELS) \
 	  || $(PIP) install -q torch torchvision --index-url $(TORCH_CPU_INDEX)
-	$(PIP) install -q -e ".[dev,gee,notebook,models,analysis,ann,docs,stac]"
+	$(PIP) install -q -e ".[dev,gee,notebook,models,analysis,ann,docs,stac,parquet,zarr]"
 	$(PIP) install -q --no-deps $(MODEL_REFS)
 	$(PIP) install -q $(MODEL_REF_DEPS)
 	rm -rf $(REFS)/claymodel && mkdir -p $(REFS)/wheels $(REFS)/claymodel

@@ -14,7 +14,8 @@ that step alone:
 * load    : ``load_export(..., inputs=False)`` then one model's embeddings as an array:
             seconds, peak RSS, and the array's size
 
-with and without inputs (``--inputs yes no``). A format the installed code refuses is
+with and without inputs (``--inputs yes no``; a GeoParquet export stores no input patches,
+so its "yes" rows measure the same file). A format the installed code refuses is
 skipped with a message. Prints a markdown table and writes a JSON file under
 ``benchmarks/results/``.
 

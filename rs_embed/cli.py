@@ -197,8 +197,10 @@ def cmd_export(args) -> int:
     else:
         spatials, raw_names = read_rois(args.rois, 1000.0 if args.buffer_m is None else args.buffer_m)
     temporal = _temporal(args, fallback)
-    layout = args.layout or ("combined" if args.out.lower().endswith((".npz", ".nc")) else "per_item")
-    fmt = args.format or ("netcdf" if args.out.lower().endswith(".nc") else "npz")
+    fmt = args.format or {".nc": "netcdf", ".parquet": "parquet", ".zarr": "zarr"}.get(
+        os.path.splitext(args.out.lower().rstrip("/"))[1], "npz")
+    layout = args.layout or ("combined" if args.out.lower().rstrip("/").endswith((".npz", ".nc", ".parquet", ".zarr"))
+                             or fmt in ("parquet", "zarr") else "per_item")
     names = _names(raw_names) if layout == "per_item" else None
     if layout != "per_item" and any(n is not None for n in raw_names):
         print("rs-embed: note: ROI names name the files of the per_item layout; a combined "
@@ -215,7 +217,8 @@ def cmd_export(args) -> int:
         input_prep=args.input_prep, fetch_timeout_s=args.fetch_timeout, max_patch_mb=args.max_patch_mb)
     if layout == "combined":
         status = result["status"]
-        where = result.get("npz_path") or result.get("nc_path")
+        where = (result.get("npz_path") or result.get("nc_path") or result.get("parquet_path")
+                 or result.get("zarr_path"))
         failed = {e["model"]: len(e["failed_indices"]) for e in result["models"] if e["failed_indices"]}
         warned = sorted({w["point_index"] for w in result.get("warnings") or ()})
     else:
@@ -403,7 +406,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="output folder (per_item) or file (combined; .npz/.nc added when missing)")
     dst.add_argument("--layout", choices=("per_item", "combined"),
                      help="one file per ROI or one file (default: combined when --out ends with .npz/.nc)")
-    dst.add_argument("--format", choices=("npz", "netcdf"), help="file format (default npz; netcdf for .nc)")
+    dst.add_argument("--format", choices=("npz", "netcdf", "parquet", "zarr"),
+                     help="file format (default npz; netcdf for .nc, parquet for .parquet, zarr for .zarr; "
+                          "parquet and zarr need --layout combined)")
     dst.add_argument("--no-inputs", action="store_true", help="do not save the input patches")
     dst.add_argument("--no-embeddings", action="store_true", help="do not save the embeddings")
     run = e.add_argument_group("how")

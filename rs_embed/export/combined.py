@@ -56,6 +56,7 @@ from ..io.manifest_lines import (Raw, json_list, read_head, read_manifest, write
 from ..io.npz import (COMPRESSLEVEL, Piece, PieceReader, array_bytes, compress_piece,
                       inflate_piece, npy_header, raw_piece, write_npz_pieces)
 from .job import ExportJob, package_version, run_locked
+from .outputs import output_for
 from .pipeline import (Cancelled, Fetched, Outcomes, Timings, interruption, nodata_warning,
                        run_chunks, stop_record, warn_mostly_nodata)
 from .progress import Progress
@@ -201,8 +202,11 @@ class CombinedExport:
         self.manifest_path = self.base + ".json"
         self.parts = K.parts_dir(self.base)
         self.version = package_version()
+        #: the format's final output (how shards become the file or store)
+        self.output = output_for(self)
+        self.output.check()  # before any work: what the format cannot hold
         self.fingerprint = request_fingerprint({**job.fingerprint_common(), "spatials": job.spatial_dicts})
-        # NetCDF is recompressed by HDF5 at assembly: its shards only need to be fast
+        # NetCDF, Parquet and Zarr recompress at assembly: their shards only need to be fast
         self.level = COMPRESSLEVEL if job.format == "npz" else 0
         #: npz embeddings are stored uncompressed (floats barely compress): a reader maps
         #: them from the file instead of inflating them
@@ -227,14 +231,14 @@ class CombinedExport:
             raise SpecError(f"{self.parts!r} exists and was not created by rs_embed (it has no "
                             f"{K.PARTS_MARKER} marker); rs_embed keeps its checkpoints there and "
                             "never deletes what it did not make: move it, or choose another out")
-        for path in (self.manifest_path, self.path):
-            if os.path.lexists(path) and not os.path.isfile(path):
-                raise SpecError(f"{path!r} exists and is not a regular file; choose another out")
+        if os.path.lexists(self.manifest_path) and not os.path.isfile(self.manifest_path):
+            raise SpecError(f"{self.manifest_path!r} exists and is not a regular file; choose another out")
+        self.output.preflight()
         if os.path.exists(self.manifest_path):
             if not _is_combined_manifest(self.manifest_path):
                 raise SpecError(f"{self.manifest_path!r} exists and is not an export manifest; rs_embed "
                                 "does not overwrite files it did not write: move it, or choose another out")
-        elif os.path.exists(self.path) and not _has_export_arrays(self.path):
+        elif os.path.isfile(self.path) and not self.output.is_ours(self.path):
             raise SpecError(f"{self.path!r} exists and is not an export (no rs_embed arrays in it); rs_embed "
                             "does not overwrite files it did not write: move it, or choose another out")
 
@@ -260,13 +264,13 @@ class CombinedExport:
             return None
         record = FileRecord.from_dict({"size": m.get("file_size"), "sha1": m.get("file_sha1"),
                                        "stat": m.get("file_stat")})
-        how = verify_file(self.path, record)
+        how = self.output.verify(record)
         if how is None:  # missing, truncated or other bytes than the manifest's checksum
             return None
         if how == "hashed":  # verified in full: remember the file's new signature
             try:
                 full = read_manifest(self.manifest_path, lazy=False)
-                full["file_stat"] = list(refreshed(self.path, record).signature)
+                full["file_stat"] = list(refreshed(self.output.record_path, record).signature)
                 write_manifest_dict(self.manifest_path, full)
             except (OSError, ValueError):
                 pass
@@ -371,7 +375,7 @@ class CombinedExport:
                 grec.update(shape=list(p.data.shape), crs=p.grid.crs, transform=list(p.grid.transform),
                             bands=list(p.bands))
                 if job.save_inputs:
-                    arrays.append((grec, np.ascontiguousarray(p.data, dtype=np.float32), False))
+                    arrays.append((grec, np.ascontiguousarray(p.data, dtype=np.float32), False, f"g{g.gid}", i))
             groups[str(g.gid)] = grec
         models = {}
         for m in job.models:
@@ -380,7 +384,7 @@ class CombinedExport:
             if out.status == "ok":
                 mrec["shape"] = list(out.data.shape)
                 if job.save_embeddings:
-                    arrays.append((mrec, out.data, self.stored))
+                    arrays.append((mrec, out.data, self.stored, f"m{m.key}", i))
             models[m.key] = mrec
         return {"i": i, "groups": groups, "models": models}, arrays
 
@@ -389,13 +393,14 @@ class CombinedExport:
 
         def write_bin(fh):
             offset = 0
-            for slot, arr, stored in arrays:
+            for slot, arr, stored, *_ in arrays:
                 piece = raw_piece(array_bytes(arr)) if stored else compress_piece(array_bytes(arr), self.level)
                 fh.write(piece.data)
                 slot["ref"] = piece.to_ref(offset)
                 offset += piece.length
             return offset
 
+        self.output.add_shard(recs, arrays)  # before the index: a shard found means its rows are out
         size, record = atomic_write_record(bin_path, write_bin)
         write_json(os.path.join(self.parts, f"s{seq:06d}.json"),
                    json_safe({"request_fingerprint": self.fingerprint, "seq": seq, "bin_size": size,
@@ -684,8 +689,7 @@ class CombinedExport:
                     ("inspections", self._spooled(spools[m.key][1]) if any_report[m.key] else None),
                 ])
             record = self.file_record
-            path_keys = ([("npz_path", self.path), ("npz_keys", keys)] if job.format == "npz"
-                         else [("nc_path", self.path), ("nc_variables", keys)])
+            path_keys = self.output.path_keys(keys)
             stop = stage or {"stage": "done", "resume_incomplete": False, "stop_error": None}
             head = json_safe([
                 ("request_fingerprint", self.fingerprint),
@@ -779,6 +783,7 @@ class CombinedExport:
         self._make_parts()
         self._write_checkpoint("running")
         todo = [i for i in range(job.n_items) if not self._point_done(i)]
+        self.output.start(todo)
         self.resumed = job.n_items - len(todo)
         timings = Timings()
         writer = Writer(async_write=job.async_write, workers=job.writer_workers,
@@ -812,10 +817,7 @@ class CombinedExport:
         warn_mostly_nodata(job, [w for w in self.point_warnings() if w["point_index"] in set(todo)])
         t0 = time.perf_counter()
         try:
-            if job.format == "npz":
-                inputs_info, emb_info, keys = self._assemble_npz()
-            else:
-                inputs_info, emb_info, keys = self._assemble_netcdf()
+            inputs_info, emb_info, keys = self.output.finish()
             manifest = self._write_manifest(
                 inputs_info, emb_info, keys,
                 timings.as_dict(writer.seconds, {"assemble_s": round(time.perf_counter() - t0, 3)}),

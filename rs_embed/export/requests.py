@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import ModelError, SpecError
-from ..io.keys import EXTENSIONS, FORMATS, RUN_MANIFEST
+from ..io.keys import COMBINED_ONLY, EXTENSIONS, EXTRAS, FORMATS, RUN_MANIFEST
 from ..providers.base import DEFAULT_FETCH_TIMEOUT_S
 from ..specs import FetchSpec, InputPrepSpec, SensorSpec
 
@@ -70,8 +70,23 @@ def check_non_negative_float(name: str, value: Any) -> float:
 def check_format(value: Any) -> str:
     if value not in FORMATS:
         hint = " (NetCDF is spelled 'netcdf')" if str(value).lower() in ("nc", "netcdf4", "netcdf") else ""
-        raise SpecError(f"format must be 'npz' or 'netcdf', got {value!r}{hint}")
+        if str(value).lower() in ("geoparquet", "pq"):
+            hint = " (GeoParquet is spelled 'parquet')"
+        raise SpecError(f"format must be 'npz', 'netcdf', 'parquet' or 'zarr', got {value!r}{hint}")
     return value
+
+
+#: the modules each optional format imports (checked before any work starts)
+_FORMAT_MODULES = {"parquet": ("pyarrow", "shapely", "geopandas"), "zarr": ("zarr", "xarray")}
+
+
+def check_format_installed(fmt: str) -> None:
+    """An ``ImportError`` naming the extra when an optional format's libraries are missing."""
+    import importlib.util
+
+    missing = [m for m in _FORMAT_MODULES.get(fmt, ()) if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ImportError(f"format={fmt!r} needs {', '.join(missing)}: pip install 'rs_embed[{EXTRAS[fmt]}]'")
 
 
 def check_layout(value: Any) -> str:
@@ -336,6 +351,11 @@ def resolve_target(*, out, layout, out_dir, out_path, names, target, fmt: str,
         raise SpecError("no output given: pass out=... with layout='per_item' or 'combined' "
                         "(or the legacy out_dir= / out_path=)")
     path = os.path.expanduser(path)
+    if fmt in COMBINED_ONLY and layout != "combined":
+        raise SpecError(f"format={fmt!r} writes one file for the whole run: it needs layout='combined' "
+                        f"(out=..., layout='combined'), got layout={layout!r}")
+    if fmt in COMBINED_ONLY:
+        check_format_installed(fmt)
     if layout == "combined":
         if names is not None:
             raise SpecError("names only apply to the per_item layout (out_dir / layout='per_item'); "
@@ -347,8 +367,10 @@ def resolve_target(*, out, layout, out_dir, out_path, names, target, fmt: str,
             raise SpecError(f"output {path!r} ends with {other[0]!r} but format={fmt!r} writes {ext!r} files")
         if not low.endswith(ext):
             path += ext
-        if os.path.isdir(path):
+        if os.path.isdir(path) and fmt != "zarr":  # a Zarr store is a folder
             raise SpecError(f"output {path!r} is a directory; a combined export is one file")
+        if fmt == "zarr" and os.path.lexists(path) and not os.path.isdir(path):
+            raise SpecError(f"output {path!r} exists and is not a folder; a Zarr store is a folder")
         return ResolvedTarget("combined", path, None)
     if os.path.exists(path) and not os.path.isdir(path):
         raise SpecError(f"out_dir {path!r} exists and is not a directory")
@@ -357,4 +379,4 @@ def resolve_target(*, out, layout, out_dir, out_path, names, target, fmt: str,
 
 __all__ = ["ExportTarget", "ExportConfig", "ExportModelRequest", "ResolvedTarget", "LAYOUTS",
            "check_run_options", "resolve_target", "check_names", "check_item_name", "check_path",
-           "name_key", "DEFAULT_MAX_PATCH_MB"]
+           "name_key", "DEFAULT_MAX_PATCH_MB", "check_format_installed"]

@@ -179,6 +179,10 @@ class _HashingFile:
     def fileno(self) -> int:
         return self._fh.fileno()
 
+    @property
+    def closed(self) -> bool:  # pyarrow's PythonFile asks
+        return self._fh.closed
+
     def hexdigest(self) -> str:
         return self._sha1.hexdigest()
 

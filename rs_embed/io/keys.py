@@ -9,8 +9,12 @@ from __future__ import annotations
 import os
 import re
 
-FORMATS = ("npz", "netcdf")
-EXTENSIONS = {"npz": ".npz", "netcdf": ".nc"}
+FORMATS = ("npz", "netcdf", "parquet", "zarr")
+EXTENSIONS = {"npz": ".npz", "netcdf": ".nc", "parquet": ".parquet", "zarr": ".zarr"}
+#: formats only the combined layout writes (one table / one store for the whole run)
+COMBINED_ONLY = ("parquet", "zarr")
+#: the optional extra each of them needs
+EXTRAS = {"parquet": "parquet", "zarr": "zarr"}
 
 _NON_KEY = re.compile(r"[^0-9A-Za-z_]+")
 _UNDERSCORES = re.compile(r"_+")
@@ -74,7 +78,7 @@ def per_item_lock(out_dir: str) -> str:
 
 
 def combined_lock(base: str) -> str:
-    """Lock file of a combined export ``<base>.npz|.nc`` (covers ``<base>.json`` and
+    """Lock file of a combined export ``<base>.npz|.nc|.parquet|.zarr`` (covers ``<base>.json`` and
     ``<base>.parts`` too, which both formats share): ``.<base>.rs_embed.lock`` beside it."""
     folder, name = os.path.split(base)
     return os.path.join(folder, f".{name}{LOCK_NAME}")
@@ -84,7 +88,7 @@ def parts_dir(base: str) -> str:
     return base + PARTS_SUFFIX
 
 
-__all__ = ["FORMATS", "EXTENSIONS", "RUN_MANIFEST", "sanitize_key", "input_key", "embedding_key",
+__all__ = ["FORMATS", "EXTENSIONS", "COMBINED_ONLY", "EXTRAS", "RUN_MANIFEST", "sanitize_key", "input_key", "embedding_key",
            "inputs_key", "embeddings_key", "point_input_key", "point_embedding_key",
            "default_item_name", "LOCK_NAME", "PARTS_SUFFIX", "PARTS_MARKER", "per_item_lock",
            "combined_lock", "parts_dir"]

@@ -95,6 +95,22 @@ class ExportResult:
         """The input patches the model received, NaN rows where the fetch failed."""
         return self._model(model).inputs
 
+    def to_geodataframe(self, models: Optional[List[str]] = None, *, embeddings: bool = True):
+        """One row per point x model (geometry: the ROI footprint, EPSG:4326), the layout of
+        the GeoParquet output; ``models`` a subset, ``embeddings=False`` leaves vectors out.
+        Needs geopandas (``pip install 'rs_embed[parquet]'``)."""
+        from .frames import to_geodataframe
+
+        return to_geodataframe(self, models, embeddings=embeddings)
+
+    def to_xarray(self, models: Optional[List[str]] = None, *, inputs: bool = False):
+        """An ``xarray.Dataset`` over a ``point`` dimension with ``lon``/``lat`` coordinates,
+        ``embeddings__<model>`` and ``status__<model>`` (``inputs_bchw__<model>`` with
+        ``inputs=True``); a Zarr export is opened lazily from its store."""
+        from .frames import to_xarray
+
+        return to_xarray(self, models, inputs=inputs)
+
     @property
     def ok_models(self) -> List[str]:
         return [n for n, r in self.models.items() if r.status == "ok"]
@@ -193,7 +209,10 @@ class _Arrays:
         self.path, self.fmt = path, fmt
         #: the members (variables) read so far, in order
         self.read_members: List[str] = []
-        if fmt == "npz":
+        if fmt in ("parquet", "zarr"):
+            self._table = _TableArrays(path, fmt)
+            self.names = self._table.names
+        elif fmt == "npz":
             try:
                 self._zip = zipfile.ZipFile(path)
                 members = self._zip.infolist()
@@ -212,6 +231,9 @@ class _Arrays:
     def get(self, key: Optional[str]) -> Optional[np.ndarray]:
         if not key or not isinstance(key, str) or key not in self.names:
             return None
+        if self.fmt in ("parquet", "zarr"):
+            self.read_members.append(key)
+            return self._table.get(key)
         if self.fmt == "npz":
             return self._npy(key)
         try:
@@ -271,13 +293,62 @@ class _Arrays:
 
     def attrs(self) -> dict:
         """Global attributes of a NetCDF file ({} for npz)."""
+        if self.fmt in ("parquet", "zarr"):
+            return self._table.attrs()
         return dict(self._ds.attrs) if self.fmt == "netcdf" else {}
 
     def close(self) -> None:
+        if self.fmt in ("parquet", "zarr"):
+            return
         if self.fmt == "npz":
             self._zip.close()
         else:
             self._ds.close()
+
+
+class _TableArrays:
+    """The arrays of a GeoParquet file or Zarr store under their ``.npz`` names
+    (``embeddings__<model>``, ``inputs_bchw__<model>``), each read when asked for: one
+    model's row groups of the Parquet file, one array of the store."""
+
+    def __init__(self, path: str, fmt: str):
+        self.path, self.fmt = path, fmt
+        if fmt == "parquet":
+            from . import geoparquet as G
+
+            meta = G.file_metadata(path)
+            if meta is None:
+                raise ValueError(f"{path!r} is not a readable GeoParquet export (no 'rs_embed' metadata)")
+            self.meta = meta
+            self._models = {K.embeddings_key(K.sanitize_key(m.get("model", ""))): m.get("model")
+                            for m in meta.get("models") or [] if isinstance(m, dict)}
+            self.names = set(self._models)
+        else:
+            from . import zarr_store as Z
+
+            meta = Z.run_metadata(path)
+            if meta is None:
+                raise ValueError(f"{path!r} is not a readable Zarr export (no 'rs_embed' attributes in zarr.json)")
+            self.meta = meta
+            try:
+                self._store = Z.ZarrExportStore.open(path)
+                self.names = set(self._store.array_names())
+            except Exception as exc:
+                raise ValueError(f"{path!r} is not a readable Zarr export: {exc}") from exc
+
+    def attrs(self) -> dict:
+        return {"n_items": self.meta.get("n_items")} if isinstance(self.meta.get("n_items"), int) else {}
+
+    def get(self, key: str) -> Optional[np.ndarray]:
+        try:
+            if self.fmt == "parquet":
+                from . import geoparquet as G
+
+                n = self.meta.get("n_items")
+                return G.read_embeddings(self.path, self._models[key], int(n))
+            return np.asarray(self._store.array(key)[:])
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"{self.path!r}: array {key!r} cannot be read: {exc}") from exc
 
 
 def _xarray():
@@ -293,6 +364,12 @@ def _xarray():
 def _fmt_of(path: str) -> Optional[str]:
     ext = os.path.splitext(path)[1].lower()
     return {".npz": "npz", ".nc": "netcdf", ".netcdf": "netcdf"}.get(ext)
+
+
+def _combined_fmt_of(path: str) -> Optional[str]:
+    """The format of a combined export's file or store (Parquet and Zarr are combined only)."""
+    ext = os.path.splitext(path.rstrip("/" + os.sep))[1].lower()
+    return {".parquet": "parquet", ".zarr": "zarr"}.get(ext) or _fmt_of(path)
 
 
 def _read_json(path: str) -> dict:
@@ -394,11 +471,12 @@ def _combined_array(ref: Any, arrays: _Arrays, n: int, default_key: str, failed:
 
 def _combined_paths(path: str):
     """``(arrays_path, json_path or None, format, manifest or None)``."""
-    fmt = _fmt_of(path)
+    fmt = _combined_fmt_of(path)
     if path.lower().endswith(".json"):
         manifest = _read_combined_manifest(path)
         base = os.path.splitext(path)[0]
-        for key, f in (("npz_path", "npz"), ("nc_path", "netcdf")):
+        for key, f in (("npz_path", "npz"), ("nc_path", "netcdf"), ("parquet_path", "parquet"),
+                       ("zarr_path", "zarr")):
             ref = manifest.get(key)
             if ref is not None and not isinstance(ref, str):
                 raise _bad(path, key, f"must be a path, got {type(ref).__name__}: {_short(ref)}")
@@ -406,19 +484,22 @@ def _combined_paths(path: str):
                 cand = os.path.join(os.path.dirname(path), os.path.basename(ref))
                 if os.path.exists(cand):
                     return cand, path, f, manifest
-        for ext, f in ((".npz", "npz"), (".nc", "netcdf")):
+        for ext, f in ((".npz", "npz"), (".nc", "netcdf"), (".parquet", "parquet"), (".zarr", "zarr")):
             if os.path.exists(base + ext):
                 return base + ext, path, f, manifest
         if "models" not in manifest:
             raise ValueError(f"{path!r} is not an rs_embed export manifest")
         raise FileNotFoundError(f"manifest {path!r} has no array file beside it ({base}.npz or {base}.nc)")
     if fmt is None:
-        raise ValueError(f"{path!r} is not an export: expected a .npz, .nc or .json file, or a per-item directory")
+        raise ValueError(f"{path!r} is not an export: expected a .npz, .nc, .parquet, .json file, a .zarr "
+                         "store or a per-item directory")
+    path = path.rstrip("/" + os.sep) or path
     json_path = os.path.splitext(path)[0] + ".json"
     if not os.path.exists(json_path):
         return path, None, fmt, None  # save_manifest=False: the arrays alone
     manifest = _read_combined_manifest(json_path)
-    described = manifest.get("npz_path") or manifest.get("nc_path")
+    described = (manifest.get("npz_path") or manifest.get("nc_path") or manifest.get("parquet_path")
+                 or manifest.get("zarr_path"))
     if described and os.path.basename(str(described)) != os.path.basename(path):
         raise ValueError(f"the manifest {json_path!r} describes {os.path.basename(str(described))!r}, "
                          f"not {os.path.basename(path)!r} (two exports to one name in different formats?)")
@@ -1344,10 +1425,12 @@ def load_export(path: Union[str, os.PathLike], *, inputs: bool = False,
     if "\x00" in path:
         raise ValueError(f"export path {path!r} contains a NUL byte")
     if not os.path.exists(path):
-        for ext in (".npz", ".nc"):  # the out= of a combined export, without extension
-            if os.path.isfile(path + ext):
+        for ext in (".npz", ".nc", ".parquet", ".zarr"):  # the out= of a combined export, without extension
+            if os.path.isfile(path + ext) or (ext == ".zarr" and os.path.isdir(path + ext)):
                 return _load_combined(path + ext, inputs, lazy)
         raise FileNotFoundError(f"export path does not exist: {path!r}")
+    if os.path.isdir(path) and _combined_fmt_of(path) == "zarr":
+        return _load_combined(path, inputs, lazy)
     if os.path.isdir(path):
         return _load_per_item(path, inputs)
     return _load_combined(path, inputs, lazy)

@@ -5,6 +5,7 @@
 Prints one JSON line: provider calls and the request fingerprint(s). With the
 environment variable ``CRASH_JOB_GATE`` naming a file, every fetch waits while that file
 exists, so a test can hold the export (and its lock) for as long as it needs.
+``CRASH_JOB_FORMAT`` sets the format (default npz).
 """
 
 import json
@@ -29,7 +30,9 @@ def main() -> None:
     prov = fakes.FakeProvider(latency=latency, on_fetch=wait_at_gate)
     res = export_batch(spatials=fakes.points(n), temporal=TemporalSpec.range("2022-06-01", "2022-09-01"),
                        models=["fake_stats", "fake_red"], out=out, layout=layout, backend=prov,
-                       chunk_size=16, num_workers=4, resume="--resume" in sys.argv, show_progress=False)
+                       chunk_size=16, num_workers=4, resume="--resume" in sys.argv, show_progress=False,
+                       format=os.environ.get("CRASH_JOB_FORMAT", "npz"),
+                       save_inputs=os.environ.get("CRASH_JOB_FORMAT") != "parquet")
     fps = [m["request_fingerprint"] for m in res] if layout == "per_item" else [res["request_fingerprint"]]
     print(json.dumps({"calls": prov.calls, "fingerprints": fps}))
 

@@ -171,7 +171,7 @@ def test_names_only_per_item(kw, provider, tmp_path):
 
 
 @pytest.mark.parametrize("name,value,match", [
-    ("format", "csv", "format must be 'npz' or 'netcdf', got 'csv'"),
+    ("format", "csv", "format must be 'npz', 'netcdf', 'parquet' or 'zarr', got 'csv'"),
     ("format", "nc", "spelled 'netcdf'"),
     ("chunk_size", 0, "chunk_size must be an integer >= 1, got 0"),
     ("chunk_size", True, "chunk_size must be an integer"),
