@@ -9,7 +9,9 @@ For every N, layout (per_item, combined) and format (npz, netcdf, parquet, zarr)
 each in a fresh child process so that the peak RSS (``ru_maxrss`` of the child) belongs to
 that step alone:
 
-* export  : points/s, peak RSS, size of the returned object (deep ``sys.getsizeof``)
+* export  : points/s, peak RSS, RSS growth (the largest current RSS during the step minus
+            the RSS before it, sampled every 20 ms: the peak alone can be the imports'),
+            size of the returned object (deep ``sys.getsizeof``)
 * resume  : ``resume=True`` on the finished export: seconds (and % of the export), peak RSS
 * load    : ``load_export(..., inputs=False)`` then one model's embeddings as an array:
             seconds, peak RSS, and the array's size
@@ -23,6 +25,7 @@ skipped with a message. Prints a markdown table and writes a JSON file under
     python benchmarks/scale.py --n 10k 100k --layouts combined --formats npz --inputs yes
     python benchmarks/scale.py --n 1m --layouts combined --formats npz
     python benchmarks/scale.py --real --n 1k
+    python benchmarks/scale.py --n 10k 1m --spatials arrays     # ROIs as one PointBuffers
 """
 
 from __future__ import annotations
@@ -116,7 +119,15 @@ def _request(n: int, real: bool) -> dict:
         return dict(spatials=pts, temporal=sample.TEMPORAL, models=["rcf"], backend="local")
     _register()
     # 80 m buffers at 10 m: 16 x 16 px; distinct points on a grid
-    pts = [PointBuffer(10.0 + 0.002 * (k % 1000), 45.0 + 0.002 * (k // 1000), 80.0) for k in range(n)]
+    if os.environ.get("SCALE_SPATIALS", "list") == "arrays":
+        import numpy as np
+
+        from rs_embed import PointBuffers
+
+        k = np.arange(n)
+        pts = PointBuffers(10.0 + 0.002 * (k % 1000), 45.0 + 0.002 * (k // 1000), 80.0)
+    else:
+        pts = [PointBuffer(10.0 + 0.002 * (k % 1000), 45.0 + 0.002 * (k // 1000), 80.0) for k in range(n)]
     return dict(spatials=pts, temporal=TemporalSpec.range("2022-06-01", "2022-09-01"), models=[FAKE_MODEL],
                 backend=FAKE_PROVIDER)
 
@@ -146,6 +157,38 @@ def _peak_mb() -> float:
     return r / 1024.0 if sys.platform != "darwin" else r / 2**20
 
 
+class _RssSampler:
+    """The largest current RSS seen while a step runs (sampled every 20 ms): ``ru_maxrss``
+    alone hides a step whose memory stays under the peak the imports reached."""
+
+    def __init__(self):
+        import threading
+
+        self.start_mb = self.max_mb = self._now()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _now() -> float:
+        try:
+            with open("/proc/self/statm") as fh:
+                return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        except OSError:  # not Linux: the peak is all there is
+            return _peak_mb()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.max_mb = max(self.max_mb, self._now())
+
+    def stop(self) -> float:
+        """RSS growth of the step, in MB."""
+        self._stop.set()
+        self._thread.join()
+        self.max_mb = max(self.max_mb, self._now())
+        return self.max_mb - self.start_mb
+
+
 def _out(workdir: str, layout: str, fmt: str) -> str:
     return os.path.join(workdir, f"{layout}_{fmt}")
 
@@ -161,13 +204,16 @@ def child(step: str, n: int, layout: str, fmt: str, inputs: bool, workdir: str, 
     kw = dict(req, out=out, layout=layout, format=fmt, save_inputs=inputs, show_progress=False)
     gc.collect()
     base_mb = _peak_mb()
+    sampler = _RssSampler()
     t0 = time.perf_counter()
     if step in ("export", "resume"):
         res = export_batch(**kw, resume=(step == "resume"))
         dt = time.perf_counter() - t0
+        growth = sampler.stop()
         size = _deep_size(res) if step == "export" else None
         del res
         return {"seconds": dt, "points_per_s": n / dt, "peak_rss_mb": _peak_mb(), "start_rss_mb": base_mb,
+                "rss_before_mb": sampler.start_mb, "rss_max_mb": sampler.max_mb, "rss_growth_mb": growth,
                 "returned_mb": None if size is None else size / 1e6}
     # load: one model's embeddings, no inputs
     path = out if layout == "per_item" else _combined_path(out, fmt)
@@ -178,7 +224,9 @@ def child(step: str, n: int, layout: str, fmt: str, inputs: bool, workdir: str, 
     arr = r.embedding(req["models"][0])
     arr = __import__("numpy").asarray(arr)  # a lazy array is read here
     dt = time.perf_counter() - t0
-    return {"seconds": dt, "peak_rss_mb": _peak_mb(), "start_rss_mb": base_mb, "array_mb": arr.nbytes / 1e6,
+    growth = sampler.stop()
+    return {"seconds": dt, "peak_rss_mb": _peak_mb(), "start_rss_mb": base_mb, "rss_growth_mb": growth,
+            "array_mb": arr.nbytes / 1e6,
             "shape": list(arr.shape)}
 
 
@@ -238,6 +286,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     ap.add_argument("--workdir", default=None, help="where exports go (default: a temporary folder, removed)")
     ap.add_argument("--timeout", type=float, default=3600.0, help="seconds per step")
     ap.add_argument("--tag", default="", help="added to the result file's name")
+    ap.add_argument("--spatials", default="list", choices=["list", "arrays"],
+                    help="the ROIs as a list of PointBuffer (default) or as one PointBuffers (arrays)")
     ap.add_argument("--child", nargs=7, metavar=("STEP", "N", "LAYOUT", "FMT", "INPUTS", "WORKDIR", "REAL"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -249,6 +299,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     from tqdm.auto import tqdm
 
     import rs_embed
+
+    os.environ["SCALE_SPATIALS"] = args.spatials  # read by the child processes
 
     combos = []
     for layout in args.layouts:
@@ -283,7 +335,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         if args.workdir is None:
             shutil.rmtree(root, ignore_errors=True)
     env = {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
-           "rs_embed": getattr(rs_embed, "__version__", "?"), "real": args.real,
+           "rs_embed": getattr(rs_embed, "__version__", "?"), "real": args.real, "spatials": args.spatials,
            "workload": "local+rcf" if args.real else f"fake {PX}x{PX}px x {len(BANDS)} bands, D={D}",
            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     print()
@@ -298,8 +350,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     print(f"\nwritten {os.path.join(RESULTS, name)}")
 
 
-HEADER = ("| layout | format | inputs | N | points/s | peak RSS (MB) | returned (MB) | resume s (% of export) "
-          "| resume RSS (MB) | load s | load RSS (MB) | array (MB) |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
+HEADER = ("| layout | format | inputs | N | points/s | peak RSS (MB) | RSS growth (MB) | returned (MB) "
+          "| resume s (% of export) | resume RSS (MB) | load s | load RSS (MB) | load growth (MB) | array (MB) |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def _row_md(row: dict) -> str:
@@ -308,9 +361,10 @@ def _row_md(row: dict) -> str:
     pct = (100 * r["seconds"] / e["seconds"]) if r.get("seconds") and e.get("seconds") else None
     resume = "–" if r.get("seconds") is None else f"{r['seconds']:.2f} ({pct:.1f} %)"
     line = (f"| {row['layout']} | {row['format']} | {'yes' if row['inputs'] else 'no'} | {row['n']:,} "
-            f"| {_fmt(e.get('points_per_s'))} | {_fmt(e.get('peak_rss_mb'))} | {_fmt(e.get('returned_mb'), '{:,.1f}')} "
+            f"| {_fmt(e.get('points_per_s'))} | {_fmt(e.get('peak_rss_mb'))} | {_fmt(e.get('rss_growth_mb'))} "
+            f"| {_fmt(e.get('returned_mb'), '{:,.1f}')} "
             f"| {resume} | {_fmt(r.get('peak_rss_mb'))} | {_fmt(lo.get('seconds'), '{:.2f}')} "
-            f"| {_fmt(lo.get('peak_rss_mb'))} | {_fmt(lo.get('array_mb'), '{:,.1f}')} |")
+            f"| {_fmt(lo.get('peak_rss_mb'))} | {_fmt(lo.get('rss_growth_mb'))} | {_fmt(lo.get('array_mb'), '{:,.1f}')} |")
     return line + (f" error: {err}" if err else "")
 
 

@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     # specs & errors
-    "BBox": "rs_embed.specs", "PointBuffer": "rs_embed.specs", "TemporalSpec": "rs_embed.specs",
+    "BBox": "rs_embed.specs", "PointBuffer": "rs_embed.specs", "PointBuffers": "rs_embed.specs", "TemporalSpec": "rs_embed.specs",
     "SensorSpec": "rs_embed.specs", "FetchSpec": "rs_embed.specs", "OutputSpec": "rs_embed.specs",
     "InputPrepSpec": "rs_embed.specs", "Embedding": "rs_embed.specs",
     "RsEmbedError": "rs_embed.errors", "SpecError": "rs_embed.errors",
@@ -64,4 +64,5 @@ def __dir__():
 if TYPE_CHECKING:  # pragma: no cover
     from .api import Model, describe_model, get_embedding, get_embeddings_batch, list_models
     from .specs import (BBox, Embedding, FetchSpec, InputPrepSpec, OutputSpec, PointBuffer,
+                        PointBuffers,
                         SensorSpec, TemporalSpec)

@@ -9,7 +9,7 @@ over chunks of points. See ``docs/pages/export.md`` for the user guide.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from ..io.lock import ExportLocked
 from ..providers.base import DEFAULT_FETCH_TIMEOUT_S
@@ -20,7 +20,7 @@ from .requests import DEFAULT_MAX_PATCH_MB, ExportConfig, ExportModelRequest, Ex
 
 def export_batch(
     *,
-    spatials: List[SpatialSpec],
+    spatials: Sequence[SpatialSpec],
     temporal: Optional[TemporalSpec],
     models: List[Union[str, ExportModelRequest]],
     out: Optional[str] = None,
@@ -57,6 +57,9 @@ def export_batch(
     cancel: Optional[threading.Event] = None,
 ) -> Any:
     """Export inputs + embeddings + manifests for many ROIs x one time window x several models.
+
+    ``spatials``: a list of ``PointBuffer``/``BBox``, or a ``PointBuffers`` (many points
+    as arrays: what a million places should be given as).
 
     Output: ``out=`` with ``layout="per_item"`` (one file per ROI, named by ``names``
     or ``p00000``...) or ``layout="combined"`` (one file; ``out="x/run"`` writes

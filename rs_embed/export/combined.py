@@ -47,8 +47,7 @@ from ..errors import SpecError
 from ..io import keys as K
 from ..io.atomic import (FileRecord, atomic_write_path_record, atomic_write_record, dumps_json,
                          refreshed, remove_stale_temps, verify_file, write_json)
-from ..io.manifest import (MANIFEST_VERSION, aggregate_status, json_safe, request_fingerprint,
-                           utc_now)
+from ..io.manifest import MANIFEST_VERSION, aggregate_status, json_safe, utc_now
 from ..io.netcdf import (NC_LOCK, NcVar, NetCDFWriter, embedding_var, export_attrs, input_var,
                          lonlat_vars)
 from ..io.manifest_lines import (Raw, json_list, read_head, read_manifest, write_manifest,
@@ -205,7 +204,7 @@ class CombinedExport:
         #: the format's final output (how shards become the file or store)
         self.output = output_for(self)
         self.output.check()  # before any work: what the format cannot hold
-        self.fingerprint = request_fingerprint({**job.fingerprint_common(), "spatials": job.spatial_dicts})
+        self.fingerprint = job.request_fingerprint
         # NetCDF, Parquet and Zarr recompress at assembly: their shards only need to be fast
         self.level = COMPRESSLEVEL if job.format == "npz" else 0
         #: npz embeddings are stored uncompressed (floats barely compress): a reader maps

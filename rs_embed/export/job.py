@@ -16,12 +16,13 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from ..errors import SpecError
 from ..geometry import grid_shape, utm_epsg
-from ..io.keys import default_item_name
+from ..io.keys import DefaultNames
+from ..io.manifest import spatials_fingerprint
 from ..models.base import resolve_device
 from ..providers import Provider, list_providers, open_backend
 from ..providers.routing import backend_name_for
-from ..specs import (BBox, InputPrepSpec, OutputSpec, SpatialSpec, TemporalSpec, check_output,
-                     check_spatial, check_temporal)
+from ..specs import (BBox, InputPrepSpec, OutputSpec, PointBuffers, SpatialSpec, TemporalSpec,
+                     check_output, check_spatial, check_temporal)
 from ..inference import check_backend, run_window
 from .plan import InputGroup, ModelPlan, group_inputs, plan_models
 from .requests import ExportConfig, ResolvedTarget, check_run_options, resolve_target
@@ -30,10 +31,30 @@ from .requests import ExportConfig, ResolvedTarget, check_run_options, resolve_t
 RUN_DEFAULTS: Dict[str, Any] = {f: getattr(ExportConfig, f) for f in ExportConfig.__dataclass_fields__}
 
 
+class SpatialDicts(Sequence):
+    """The dict form of each ROI (manifests, fingerprints), made when asked: a list of
+    them would cost about 200 bytes per point for the whole run."""
+
+    def __init__(self, spatials: Sequence[SpatialSpec]):
+        self._spatials = spatials
+
+    def __len__(self) -> int:
+        return len(self._spatials)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [s.to_dict() for s in self._spatials[i]]
+        return self._spatials[i].to_dict()
+
+    def __iter__(self):
+        for s in self._spatials:
+            yield s.to_dict()
+
+
 @dataclass(eq=False)
 class ExportJob:
-    spatials: List[SpatialSpec]
-    spatial_dicts: List[dict]
+    spatials: Sequence[SpatialSpec]
+    spatial_dicts: Sequence[dict]
     temporal: Optional[TemporalSpec]
     output: OutputSpec
     input_prep: InputPrepSpec
@@ -64,6 +85,15 @@ class ExportJob:
         """Batched inference in per-item mode only on accelerators (as the reference says)."""
         return self.device_resolved != "cpu"
 
+    @property
+    def request_fingerprint(self) -> str:
+        """The fingerprint of the whole request (every ROI), computed once per run."""
+        fp = self.__dict__.get("_request_fingerprint")
+        if fp is None:
+            fp = self.__dict__["_request_fingerprint"] = spatials_fingerprint(
+                self.fingerprint_common(), self.spatial_dicts)
+        return fp
+
     def fingerprint_common(self) -> dict:
         """The request minus the spatial(s): what decides the content of the files.
 
@@ -82,7 +112,11 @@ class ExportJob:
         }
 
 
-def _check_spatials(spatials: Any) -> List[SpatialSpec]:
+def _check_spatials(spatials: Any) -> Sequence[SpatialSpec]:
+    if isinstance(spatials, PointBuffers):  # checked as arrays when it was made
+        if len(spatials) == 0:
+            raise SpecError("spatials must not be empty")
+        return spatials
     if isinstance(spatials, (str, bytes)) or not isinstance(spatials, Sequence):
         if hasattr(spatials, "center") and hasattr(spatials, "to_dict"):
             raise SpecError(f"spatials must be a list of PointBuffer/BBox, got one spec {spatials!r}; "
@@ -216,9 +250,8 @@ def build_job(*, spatials, temporal, models, out, layout, out_dir, out_path, nam
             raise SpecError(f"backend {backend_name!r} cannot serve the input of "
                             f"{[m.name for m in g.models]}: {why}")
     temporal = run_window([p.embedder for p in plans], temporal, routed)
-    item_names = (resolved.names if resolved.names is not None
-                  else [default_item_name(i) for i in range(len(rois))])
-    return ExportJob(spatials=rois, spatial_dicts=[s.to_dict() for s in rois], temporal=temporal,
+    item_names = resolved.names if resolved.names is not None else DefaultNames(len(rois))
+    return ExportJob(spatials=rois, spatial_dicts=SpatialDicts(rois), temporal=temporal,
                      output=output, input_prep=opts["input_prep"], models=plans, groups=groups,
                      target=resolved, names=item_names, provider=provider, backend=backend_name,
                      device=device, device_resolved=dev, opts=opts, progress_cb=progress,

@@ -37,7 +37,7 @@ from ..io.atomic import FileRecord, refreshed, remove_stale_temps, verify_file, 
 from ..io.layout import PerItemLayout
 from ..io.lazy import LazySequence
 from ..io.manifest import (MANIFEST_VERSION, PointFingerprints, aggregate_status, expand_point_manifest,
-                           json_safe, request_fingerprint, sha1_array, slim_meta, utc_now)
+                           json_safe, sha1_array, slim_meta, utc_now)
 from ..io.nc_pool import POOL_MIN_POINTS, NetCDFPool, write_netcdf_record
 from ..io.netcdf import crs_var, embedding_var, export_attrs, input_var, lonlat_vars
 from ..io.npz import write_npz
@@ -86,7 +86,7 @@ class PerItemExport:
         self._lock = threading.Lock()
         self.write_errors: Dict[int, BaseException] = {}
         self.resumed = 0
-        self.point_fingerprints = [self.fingerprints(d) for d in job.spatial_dicts]
+        self.point_fingerprints = self.fingerprints.many(job.spatial_dicts)
         self.index = RunIndexWriter(self.dir, names=job.names, fingerprints=self.point_fingerprints,
                                     files=self.layout.rel_file, spatials=job.spatial_dicts,
                                     models=[m.name for m in job.models], enabled=job.save_manifest)
@@ -457,17 +457,17 @@ class PerItemExport:
             "index": INDEX_FILE if job.save_manifest else None,
         }
         if not self.layout.sharded:  # small exports keep the per-point lists (older readers use them)
-            run.update(names=job.names, files=[self.layout.rel_file(i) for i in range(job.n_items)],
-                       spatials=job.spatial_dicts)
+            run.update(names=list(job.names), files=[self.layout.rel_file(i) for i in range(job.n_items)],
+                       spatials=list(job.spatial_dicts))
         run.update({
             "temporal": job.temporal.to_dict() if job.temporal is not None else None,
             "output": job.output.to_dict(),
             "input_prep": job.input_prep.to_dict(),
             "models": per_model,
-            "request_fingerprint": request_fingerprint({**job.fingerprint_common(), "spatials": job.spatial_dicts}),
+            "request_fingerprint": job.request_fingerprint,
         })
         if not self.layout.sharded:
-            run["point_fingerprints"] = self.point_fingerprints
+            run["point_fingerprints"] = list(self.point_fingerprints)
         run.update({
             "summary": {"total_points": job.n_items, "ok_points": counts["ok"],
                         "partial_points": counts["partial"], "failed_points": counts["failed"],

@@ -179,9 +179,13 @@ class _HashingFile:
     def fileno(self) -> int:
         return self._fh.fileno()
 
+    # what stream writers (pyarrow's ParquetWriter) ask of a file object
     @property
-    def closed(self) -> bool:  # pyarrow's PythonFile asks
+    def closed(self) -> bool:
         return self._fh.closed
+
+    def writable(self) -> bool:
+        return True
 
     def hexdigest(self) -> str:
         return self._sha1.hexdigest()

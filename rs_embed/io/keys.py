@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 
 FORMATS = ("npz", "netcdf", "parquet", "zarr")
 EXTENSIONS = {"npz": ".npz", "netcdf": ".nc", "parquet": ".parquet", "zarr": ".zarr"}
@@ -61,6 +62,28 @@ def default_item_name(index: int) -> str:
     return f"p{index:05d}"
 
 
+class DefaultNames(Sequence):
+    """The default names of ``n`` points, made when asked (a million points need no list)."""
+
+    def __init__(self, n: int):
+        self._range = range(n)
+
+    def __len__(self) -> int:
+        return len(self._range)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [default_item_name(j) for j in self._range[i]]
+        return default_item_name(self._range[i])
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, (str, bytes)) or not isinstance(other, Sequence):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 #: run-level manifest of a per-item export directory (not a point: it has no array file)
 RUN_MANIFEST = "rs_embed_export.json"
 
@@ -90,5 +113,5 @@ def parts_dir(base: str) -> str:
 
 __all__ = ["FORMATS", "EXTENSIONS", "COMBINED_ONLY", "EXTRAS", "RUN_MANIFEST", "sanitize_key", "input_key", "embedding_key",
            "inputs_key", "embeddings_key", "point_input_key", "point_embedding_key",
-           "default_item_name", "LOCK_NAME", "PARTS_SUFFIX", "PARTS_MARKER", "per_item_lock",
+           "default_item_name", "DefaultNames", "LOCK_NAME", "PARTS_SUFFIX", "PARTS_MARKER", "per_item_lock",
            "combined_lock", "parts_dir"]

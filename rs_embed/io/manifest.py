@@ -14,6 +14,7 @@ import datetime as _dt
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from typing import Any, Iterable, Mapping, Optional
 
 import numpy as np
@@ -76,6 +77,17 @@ def request_fingerprint(request: Mapping[str, Any]) -> str:
     return hashlib.sha1(canonical_json(request).encode("ascii")).hexdigest()
 
 
+def _split_at(common: Mapping[str, Any], key: str) -> "tuple[str, str]":
+    """The canonical JSON of ``{**common, key: ...}`` before and after the value of ``key``
+    (with ``"key":`` at the end of the first part), so that many requests differing only
+    there are serialised without repeating the common part."""
+    mark = "\u2063" + key + "\u2063"
+    text = canonical_json({**common, key: mark})
+    token = json.dumps(key) + ":" + json.dumps(mark, ensure_ascii=True)
+    prefix, suffix = text.split(token)
+    return prefix + json.dumps(key) + ":", suffix
+
+
 class PointFingerprints:
     """Fingerprints of many one-point requests that differ only in ``spatial``.
 
@@ -83,17 +95,55 @@ class PointFingerprints:
     common part once, so 100k points cost milliseconds.
     """
 
-    _MARK = "\u2063spatial\u2063"
-
     def __init__(self, common: Mapping[str, Any]):
-        text = canonical_json({**common, "spatial": self._MARK})
-        token = '"spatial":' + json.dumps(self._MARK, ensure_ascii=True)
-        self._prefix, self._suffix = text.split(token)
-        self._prefix += '"spatial":'
+        self._prefix, self._suffix = _split_at(common, "spatial")
 
     def __call__(self, spatial: Mapping[str, Any]) -> str:
         text = self._prefix + canonical_json(spatial) + self._suffix
         return hashlib.sha1(text.encode("ascii")).hexdigest()
+
+    def many(self, spatials: Sequence[Mapping[str, Any]]) -> "DigestArray":
+        out = DigestArray(len(spatials))
+        for i, d in enumerate(spatials):
+            out[i] = self(d)
+        return out
+
+
+class DigestArray(Sequence):
+    """SHA-1 hex digests of many points in one numpy array: 40 bytes each, where a list
+    of strings costs about 100."""
+
+    def __init__(self, n: int):
+        self._a = np.zeros(n, dtype="S40")
+
+    def __len__(self) -> int:
+        return len(self._a)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [v.decode("ascii") for v in self._a[i]]
+        return self._a[i].decode("ascii")
+
+    def __setitem__(self, i: int, digest: str) -> None:
+        self._a[i] = digest.encode("ascii")
+
+
+def spatials_fingerprint(common: Mapping[str, Any], spatials: Iterable[Mapping[str, Any]]) -> str:
+    """``request_fingerprint({**common, "spatials": list(spatials)})``, hashed as the
+    spatials stream by: a million points never become one JSON string in memory."""
+    prefix, suffix = _split_at(common, "spatials")
+    h = hashlib.sha1((prefix + "[").encode("ascii"))
+    block: list = []
+    first = True
+    for d in spatials:
+        block.append(canonical_json(d))
+        if len(block) >= 4096:
+            h.update(((("" if first else ",") + ",".join(block))).encode("ascii"))
+            first, block = False, []
+    if block:
+        h.update(((("" if first else ",") + ",".join(block))).encode("ascii"))
+    h.update(("]" + suffix).encode("ascii"))
+    return h.hexdigest()
 
 
 def sha1_array(arr: np.ndarray) -> str:
@@ -176,5 +226,5 @@ def expand_point_manifest(man: dict, static: Mapping[str, Mapping[str, Any]],
 
 
 __all__ = ["slim_meta", "expand_point_manifest", "MANIFEST_VERSION", "utc_now", "json_safe", "canonical_json", "request_fingerprint",
-           "PointFingerprints", "sha1_array", "array_record", "aggregate_status", "error_record",
+           "PointFingerprints", "DigestArray", "spatials_fingerprint", "sha1_array", "array_record", "aggregate_status", "error_record",
            "error_message"]

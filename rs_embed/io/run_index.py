@@ -37,6 +37,8 @@ CODE = {s: k for k, s in enumerate(STATUSES)}
 #: finished points per part file, and the longest a finished point waits for its row
 FLUSH_ROWS = 2048
 FLUSH_SECONDS = 5.0
+#: rows per row group of the whole index
+BLOCK_ROWS = 65_536
 
 
 def _pa():
@@ -128,7 +130,9 @@ class RunIndexWriter:
     # ---------------------------------------------------------------- tables
     def table(self, rows: Optional[Sequence[int]] = None):
         pa, _ = _pa()
-        idx = np.arange(len(self.names)) if rows is None else np.asarray(sorted(rows), dtype=np.int64)
+        idx = (np.arange(len(self.names)) if rows is None else
+               np.arange(rows.start, rows.stop, dtype=np.int64) if isinstance(rows, range) else
+               np.asarray(sorted(rows), dtype=np.int64))
         with self._lock:
             st = self.status[idx]
             ms = self.model_status[idx]
@@ -182,6 +186,21 @@ class RunIndexWriter:
             os.makedirs(parts, exist_ok=True)
             _write_table(os.path.join(parts, f"part-{self._run_ns}-{seq:08d}.parquet"), self.table(rows))
 
+    def _write_blocks(self, path: str) -> None:
+        """The whole index, :data:`BLOCK_ROWS` rows at a time (one row group each): a
+        million points are never one table in memory."""
+        pa, pq = _pa()
+        n = len(self.names)
+
+        def write(fh):
+            first = self.table(range(0, min(n, BLOCK_ROWS)))
+            with pq.ParquetWriter(fh, first.schema, compression="zstd") as out:
+                out.write_table(first)
+                for a in range(BLOCK_ROWS, n, BLOCK_ROWS):
+                    out.write_table(self.table(range(a, min(n, a + BLOCK_ROWS))))
+
+        atomic_write(path, write)
+
     def write_full(self, *, final: bool) -> None:
         """The whole index; at the end of a run the parts are removed (they are in it)."""
         if not self.enabled:
@@ -189,7 +208,7 @@ class RunIndexWriter:
         with self._flush_lock:
             with self._lock:
                 self._pending = []
-            _write_table(os.path.join(self.dir, INDEX_NAME), self.table())
+            self._write_blocks(os.path.join(self.dir, INDEX_NAME))
             if final:
                 shutil.rmtree(os.path.join(self.dir, PARTS_DIR), ignore_errors=True)
 
